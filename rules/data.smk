@@ -1,0 +1,13 @@
+rule prepare_dataset:
+    input:
+        code=code("data"),
+    output:
+        "results/data/{dataset}.npz",
+    log:
+        "results/logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_dataset/{dataset}.tsv"
+    params:
+        data=config["data"],
+    script:
+        "../scripts/prepare_dataset.py"

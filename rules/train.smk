@@ -1,0 +1,20 @@
+rule train:
+    input:
+        data=get_dataset(),
+        code=code("train"),
+    output:
+        checkpoints=directory(f"{RUN_DIR}/checkpoints"),
+        history=f"{RUN_DIR}/history.csv",
+    log:
+        f"results/logs/train/{RUN_LOG}.log",
+    benchmark:
+        f"results/benchmarks/train/{RUN_LOG}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=1 if config["device"] != "cpu" else 0,
+    params:
+        run=get_run_id,
+        settings=get_train_settings,
+        device=config["device"],
+    script:
+        "../scripts/train.py"

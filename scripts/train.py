@@ -1,0 +1,32 @@
+"""Rule train: one U-Net training run -> checkpoints/ and history.csv."""
+
+import torch
+
+from unetscape.data import load_dataset
+from unetscape.device import resolve_device
+from unetscape.rule_entry import log, run_rule
+from unetscape.training import TrainSettings, train
+
+
+def main(smk):
+    torch.set_num_threads(smk.threads)
+    device = resolve_device(smk.params.device)
+    dataset = load_dataset(smk.input.data)
+    settings = TrainSettings(**smk.params.settings)
+    log(f"training {smk.params.run} on {device} with {smk.threads} thread(s): {smk.params.settings}")
+    result = train(
+        dataset.images,
+        dataset.masks,
+        settings,
+        checkpoint_dir=smk.output.checkpoints,
+        history_path=smk.output.history,
+        run_id=smk.params.run,
+        device=device,
+        log=log,
+    )
+    state = "diverged" if result.diverged else "finished"
+    log(f"{state} after {result.epochs_run} epoch(s); final loss {result.final_loss:.4f}")
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)

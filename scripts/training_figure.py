@@ -1,0 +1,12 @@
+"""Rule training_figure: the poster's training-loss panels for one study."""
+
+from unetscape.plots.training import plot_training_study
+from unetscape.rule_entry import run_rule
+
+
+def main(smk):
+    plot_training_study(smk.params.study, smk.input.histories, smk.output.png, smk.output.pdf)
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)

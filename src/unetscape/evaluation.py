@@ -1,0 +1,48 @@
+"""Whole-set evaluation: Dice loss, hard Dice and IoU averaged over every image."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+
+
+def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 NHWC images -> float32 NCHW in [0, 1]: the model's only input transform."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(255).contiguous()
+
+
+def masks_to_tensor(masks: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 NHW masks in {0, 1} -> float32 N1HW."""
+    return torch.from_numpy(np.ascontiguousarray(masks)).to(device).float().unsqueeze(1)
+
+
+def noisy_copy(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    """A fixed Gaussian-noise copy of `x` (no clipping: the noise the model was trained with)."""
+    if std == 0:
+        return x
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x + std * noise.to(x.device)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> dict:
+    """Mean per-image soft Dice loss, hard Dice and IoU of `model` over the set (x, y).
+
+    Per-image values are summed in float64 across batches, so the result does not depend on
+    `batch_size`. The caller decides train/eval mode.
+    """
+    n = x.shape[0]
+    totals = torch.zeros(3, dtype=torch.float64, device=x.device)
+    for start in range(0, n, batch_size):
+        logits = model(x[start : start + batch_size])
+        masks = y[start : start + batch_size]
+        totals[0] += soft_dice_loss_per_image(logits, masks).sum(dtype=torch.float64)
+        totals[1] += hard_dice_per_image(logits, masks).sum()
+        totals[2] += iou_per_image(logits, masks).sum()
+    loss, dice, iou = (totals / n).tolist()
+    return {"loss": loss, "dice": dice, "iou": iou}

@@ -1,0 +1,170 @@
+"""U-Net variants built from a plain config dict, and self-describing checkpoints.
+
+An architecture is a dict with keys
+    depth        number of 2x down-sampling steps (the U has depth+1 resolution levels)
+    base_width   channels at the first level; doubled at every level down
+    norm         "none" (the poster's plain U-Net) or "batch"
+    activation   "relu", "leaky_relu", "elu", "gelu" or "silu"
+    skip         "concat" (classic U-Net), "add" (summed skips) or "none" (no skips)
+    in_channels  3 (RGB)
+Presets `simple` and `improved` are the two models of the poster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .atomic import atomic_path
+
+ARCH_DEFAULTS = {
+    "depth": 3,
+    "base_width": 8,
+    "norm": "none",
+    "activation": "relu",
+    "skip": "concat",
+    "in_channels": 3,
+}
+ARCH_PRESETS = {
+    "simple": {"norm": "none", "activation": "relu"},
+    "improved": {"norm": "batch", "activation": "relu"},
+}
+NORMS = ("none", "batch")
+SKIPS = ("concat", "add", "none")
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+CHECKPOINT_FORMAT = "unetscape-checkpoint/1"
+
+
+def resolve_arch(spec: dict | None = None) -> dict:
+    """Fill an architecture spec from the defaults and its optional `preset`, and check it."""
+    spec = dict(spec or {})
+    preset = spec.pop("preset", None)
+    if preset is not None and preset not in ARCH_PRESETS:
+        raise ValueError(f"unknown architecture preset {preset!r}; choose from {sorted(ARCH_PRESETS)}")
+    arch = {**ARCH_DEFAULTS, **ARCH_PRESETS.get(preset, {}), **spec}
+    unknown = set(arch) - set(ARCH_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown architecture keys {sorted(unknown)}")
+    if arch["norm"] not in NORMS:
+        raise ValueError(f"arch norm must be one of {NORMS}, got {arch['norm']!r}")
+    if arch["skip"] not in SKIPS:
+        raise ValueError(f"arch skip must be one of {SKIPS}, got {arch['skip']!r}")
+    if arch["activation"] not in ACTIVATIONS:
+        raise ValueError(f"arch activation must be one of {sorted(ACTIVATIONS)}, got {arch['activation']!r}")
+    for key in ("depth", "base_width", "in_channels"):
+        if not isinstance(arch[key], int) or arch[key] < (0 if key == "depth" else 1):
+            raise ValueError(f"arch {key} must be a positive integer, got {arch[key]!r}")
+    return arch
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3 convolutions, each followed by optional batch norm and the activation."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str, activation: str):
+        layers: list[nn.Module] = []
+        for c in (c_in, c_out):
+            # With batch norm a conv bias is redundant (BN subtracts the mean); leaving it out
+            # makes the conv -> BN pair exactly invariant to rescaling the conv weights.
+            layers.append(nn.Conv2d(c, c_out, 3, padding=1, bias=norm == "none"))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(ACTIVATIONS[activation]())
+        super().__init__(*layers)
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) for binary segmentation; returns logits (N, 1, H, W)."""
+
+    def __init__(self, arch: dict):
+        super().__init__()
+        self.arch = resolve_arch(arch)
+        depth, width = self.arch["depth"], self.arch["base_width"]
+        norm, act, self.skip = self.arch["norm"], self.arch["activation"], self.arch["skip"]
+        widths = [width * 2**level for level in range(depth + 1)]
+
+        self.down = nn.ModuleList([ConvBlock(self.arch["in_channels"], widths[0], norm, act)])
+        for level in range(1, depth + 1):
+            self.down.append(ConvBlock(widths[level - 1], widths[level], norm, act))
+        self.pool = nn.MaxPool2d(2)
+
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.up.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))
+            merged = 2 * widths[level] if self.skip == "concat" else widths[level]
+            self.merge.append(ConvBlock(merged, widths[level], norm, act))
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level, block in enumerate(self.down):
+            if level > 0:
+                x = self.pool(x)
+            x = block(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck output is not a skip
+        for up, merge in zip(self.up, self.merge):
+            x = up(x)
+            skip = skips.pop()
+            if self.skip == "concat":
+                x = torch.cat([skip, x], dim=1)
+            elif self.skip == "add":
+                x = x + skip
+            x = merge(x)
+        return self.head(x)
+
+
+def build_model(arch: dict) -> UNet:
+    return UNet(arch)
+
+
+def save_checkpoint(path: str | os.PathLike, model: UNet, **meta) -> None:
+    """Write a self-describing checkpoint: weights, architecture and metadata (epoch, seed, run)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": dict(model.arch),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        **meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict. `weights_only=True`: a checkpoint file can never run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"checkpoint {path} cannot be read: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:
+    """Rebuild the model stored in a checkpoint, in eval mode, on `device`."""
+    payload = read_checkpoint(path)
+    model = build_model(payload["arch"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

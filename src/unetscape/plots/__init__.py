@@ -1,0 +1,1 @@
+"""Figures of the workflow; every number drawn comes from a file the workflow wrote."""

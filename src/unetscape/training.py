@@ -1,0 +1,170 @@
+"""Train one U-Net run: SGD on the Dice loss with Gaussian input-noise augmentation."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .evaluation import evaluate, images_to_tensor, masks_to_tensor
+from .losses import dice_loss
+from .models import build_model, save_checkpoint
+from .seeding import derive_seed
+
+OPTIMIZER_PRESETS = {"sgd": {"momentum": 0.0}, "sgd_momentum": {"momentum": 0.9}}
+HISTORY_COLUMNS = ["kind", "step", "epoch", "loss", "dice", "iou", "lr", "diverged"]
+
+
+@dataclass
+class TrainSettings:
+    arch: dict
+    lr: float = 0.01
+    momentum: float = 0.0
+    noise: float = 0.0
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 16
+    save_every: int = 1
+    eval_batch_size: int = 128
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"training.{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.noise < 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise!r}")
+
+    def seeds(self) -> dict:
+        return {f"{s}_seed": derive_seed(self.seed, s) for s in ("init", "order", "noise")}
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    diverged: bool
+    final_loss: float
+    checkpoints: list[Path]
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.pt"
+
+
+def _finite_params(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def train(
+    images: np.ndarray,
+    masks: np.ndarray,
+    settings: TrainSettings,
+    checkpoint_dir: str | os.PathLike,
+    history_path: str | os.PathLike,
+    run_id: str = "",
+    device: str | torch.device = "cpu",
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train from seeded initial weights; write checkpoints and the history CSV.
+
+    A non-finite loss or weight is a result: training stops, the history row says
+    `diverged`, the checkpoints saved so far stay, and the function returns normally.
+    """
+    device = torch.device(device)
+    seeds = settings.seeds()
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(seeds["init_seed"])  # initial weights come from the global generator
+    model = build_model(settings.arch).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum)
+    order_gen = torch.Generator(device="cpu").manual_seed(seeds["order_seed"])
+    noise_gen = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
+
+    x = images_to_tensor(images, device)
+    y = masks_to_tensor(masks, device)
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / settings.batch_size)
+    meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings)}
+
+    rows: list[dict] = []
+    saved: list[Path] = []
+
+    def epoch_row(epoch: int, step: int) -> dict:
+        model.eval()
+        metrics = evaluate(model, x, y, settings.eval_batch_size)
+        model.train()
+        diverged = not math.isfinite(metrics["loss"])
+        row = {"kind": "epoch", "step": step, "epoch": epoch, **metrics, "lr": settings.lr, "diverged": diverged}
+        rows.append(row)
+        return row
+
+    def save(epoch: int) -> None:
+        path = checkpoint_dir / checkpoint_name(epoch)
+        save_checkpoint(path, model, epoch=epoch, **meta)
+        saved.append(path)
+
+    start = time.time()
+    row = epoch_row(0, 0)
+    save(0)
+    log(f"[{run_id}] epoch 0/{settings.epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
+    step, diverged, epochs_run = 0, False, 0
+    model.train()
+    for epoch in range(1, settings.epochs + 1):
+        order = torch.randperm(n, generator=order_gen).to(device)
+        for b in range(steps_per_epoch):
+            idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+            xb = x[idx]
+            if settings.noise > 0:
+                xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
+            loss = dice_loss(model(xb), y[idx])
+            step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                diverged = True
+                rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
+                             "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": True})
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
+                         "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": False})
+        if diverged or not _finite_params(model):
+            diverged = True
+            rows[-1]["diverged"] = True
+            log(f"[{run_id}] diverged in epoch {epoch} at step {step}; stopping")
+            break
+        row = epoch_row(epoch, step)
+        epochs_run = epoch
+        if row["diverged"]:
+            diverged = True
+            log(f"[{run_id}] diverged: epoch {epoch} loss is {row['loss']}; stopping")
+            break
+        if epoch % settings.save_every == 0 or epoch == settings.epochs:
+            save(epoch)
+        rate = step * settings.batch_size / (time.time() - start)
+        log(f"[{run_id}] epoch {epoch}/{settings.epochs}: loss {row['loss']:.4f} "
+            f"dice {row['dice']:.4f} iou {row['iou']:.4f} ({rate:.0f} img/s)")
+
+    write_history(rows, history_path)
+    final = [r for r in rows if r["kind"] == "epoch"][-1]
+    return TrainResult(epochs_run, diverged, final["loss"], saved)
+
+
+def write_history(rows: list[dict], path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _plain(settings: TrainSettings) -> dict:
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(settings).items()}

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from unetscape.losses import dice_loss, hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+
+
+def hand_soft_dice(logits, masks):
+    """Plain-Python loop over pixels: 1 - (2 sum pg + 1) / (sum p + sum g + 1), mean over images."""
+    losses = []
+    for img_logits, img_mask in zip(logits.tolist(), masks.tolist()):
+        inter = sp = sg = 0.0
+        for row_l, row_g in zip(img_logits, img_mask):
+            for z, g in zip(row_l, row_g):
+                p = 1 / (1 + math.exp(-z))
+                inter += p * g
+                sp += p
+                sg += g
+        losses.append(1 - (2 * inter + 1) / (sp + sg + 1))
+    return sum(losses) / len(losses)
+
+
+def test_dice_loss_matches_hand_computation():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 6, 7, generator=gen, dtype=torch.float64) * 3
+    masks = (torch.rand(5, 6, 7, generator=gen) > 0.6).double()
+    assert dice_loss(logits, masks).item() == pytest.approx(hand_soft_dice(logits, masks), rel=1e-12)
+
+
+def test_dice_loss_of_perfect_and_inverted_predictions():
+    masks = torch.zeros(2, 8, 8)
+    masks[:, 2:6, 2:6] = 1
+    perfect = (masks * 2 - 1) * 50  # sigmoid saturates to the mask itself
+    assert dice_loss(perfect, masks).item() == pytest.approx(0.0, abs=1e-6)
+    # No overlap at all: loss = 1 - 1 / (|P| + |G| + 1)
+    inverted = -perfect
+    expected = 1 - 1 / (48 + 16 + 1)
+    assert dice_loss(inverted, masks).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_dice_loss_is_independent_of_batch_size():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(12, 1, 9, 9, generator=gen, dtype=torch.float64)
+    masks = (torch.rand(12, 1, 9, 9, generator=gen) > 0.5).double()
+    whole = dice_loss(logits, masks).item()
+    for batch in (1, 5, 12):
+        parts = [
+            soft_dice_loss_per_image(logits[i : i + batch], masks[i : i + batch]).sum().item()
+            for i in range(0, 12, batch)
+        ]
+        assert sum(parts) / 12 == pytest.approx(whole, rel=1e-12)
+
+
+def test_hard_dice_and_iou():
+    masks = torch.zeros(3, 4, 4)
+    masks[0, :2] = 1  # 8 pixels
+    masks[1, :1] = 1  # 4 pixels; prediction empty -> 0
+    logits = -torch.ones(3, 4, 4)
+    logits[0, :1] = 1  # predicts 4 of the 8 mask pixels
+    dice = hard_dice_per_image(logits, masks)
+    iou = iou_per_image(logits, masks)
+    assert dice.tolist() == pytest.approx([2 * 4 / 12, 0.0, 1.0])  # both empty -> 1
+    assert iou.tolist() == pytest.approx([4 / 8, 0.0, 1.0])
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="do not match"):
+        dice_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 4, 5))

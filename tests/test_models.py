@@ -1,0 +1,78 @@
+import itertools
+
+import pytest
+import torch
+
+from unetscape.models import build_model, load_checkpoint, read_checkpoint, resolve_arch, save_checkpoint
+
+
+@pytest.mark.parametrize("norm,skip", list(itertools.product(["none", "batch"], ["concat", "add", "none"])))
+@pytest.mark.parametrize("depth", [1, 3])
+def test_output_shape_for_every_variant(norm, skip, depth):
+    model = build_model({"depth": depth, "base_width": 4, "norm": norm, "skip": skip})
+    x = torch.rand(2, 3, 24, 40)
+    out = model(x)
+    assert out.shape == (2, 1, 24, 40)
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert has_bn == (norm == "batch")
+
+
+@pytest.mark.parametrize("skip", ["concat", "add", "none"])
+def test_skip_variants_wire_the_encoder_into_the_decoder(skip):
+    torch.manual_seed(0)
+    model = build_model({"depth": 1, "base_width": 4, "skip": skip}).eval()
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        encoder = model.down[0](x)
+        up = model.up[0](model.down[1](model.pool(encoder)))
+        merged = {"concat": torch.cat([encoder, up], 1), "add": encoder + up, "none": up}[skip]
+        expected = model.head(model.merge[0](merged))
+        assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_presets():
+    assert resolve_arch({"preset": "simple"})["norm"] == "none"
+    assert resolve_arch({"preset": "improved"})["norm"] == "batch"
+    assert resolve_arch({"preset": "improved", "skip": "add"})["skip"] == "add"
+    with pytest.raises(ValueError, match="preset"):
+        resolve_arch({"preset": "fancy"})
+    with pytest.raises(ValueError, match="norm"):
+        resolve_arch({"norm": "layer"})
+    with pytest.raises(ValueError, match="unknown architecture keys"):
+        resolve_arch({"widht": 3})
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = build_model({"preset": "improved", "depth": 2, "base_width": 4})
+    model.train()
+    model(torch.rand(4, 3, 16, 16))  # move the BN running statistics away from their defaults
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, model, epoch=7, seed=11, run="improved/sgd/noise0/seed11")
+    meta = read_checkpoint(path)
+    assert (meta["epoch"], meta["seed"], meta["run"]) == (7, 11, "improved/sgd/noise0/seed11")
+    assert meta["arch"] == model.arch
+    loaded = load_checkpoint(path)
+    assert not loaded.training
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    x = torch.rand(2, 3, 16, 16)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_checkpoint_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "unetscape-checkpoint/1", "payload": Evil()}, path)
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")

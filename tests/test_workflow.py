@@ -1,0 +1,93 @@
+"""The smoke workflow end to end, and what Snakemake re-runs after a change."""
+
+import os
+import time
+
+import pandas as pd
+import pytest
+
+from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    config = write_config(workdir / "smoke.yaml", load_smoke())
+    snakemake(workdir, "--configfile", str(config))
+    return workdir, config
+
+
+def test_smoke_workflow_produces_tables_and_figures(smoke_run):
+    workdir, _ = smoke_run
+    smoke = load_smoke()
+    for study, spec in smoke["studies"].items():
+        table = pd.read_csv(workdir / f"results/tables/training_{study}.csv")
+        n_runs = len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"]) * len(spec["seeds"])
+        assert len(table) == n_runs
+        assert table["final_loss"].between(0, 1).all()
+        assert (table["epochs_run"] == smoke["training"]["epochs"]).all()
+        for ext in ("png", "pdf"):
+            assert (workdir / f"results/figures/{study}.{ext}").stat().st_size > 1000
+    checkpoints = sorted((workdir / "results/runs/simple/sgd/noise0/seed0/checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["epoch_000.pt", "epoch_001.pt", "epoch_002.pt"]
+
+
+def test_rerun_plans(smoke_run):
+    workdir, config_path = smoke_run
+    # Nothing to do right after a complete run.
+    dry = snakemake(workdir, "--configfile", str(config_path), "-n")
+    assert planned_jobs(dry.stdout) == [], dry.stdout
+
+    # One more seed: only that seed's trainings, plus the seeds study's table and figure.
+    config = load_smoke()
+    config["studies"]["seeds"]["seeds"].append(7)
+    more = write_config(workdir / "more_seeds.yaml", config)
+    jobs = planned_jobs(snakemake(workdir, "--configfile", str(more), "-n").stdout)
+    trains = [w for rule, w in jobs if rule == "train"]
+    assert trains and all(w["seed"] == "7" for w in trains)
+    assert len(trains) == len(config["studies"]["seeds"]["archs"]) * len(config["studies"]["seeds"]["optimizers"])
+    others = sorted((rule, w.get("study")) for rule, w in jobs if rule != "train")
+    assert others == [("all", None), ("training_figure", "seeds"), ("training_table", "seeds")]
+
+    # Editing the loss re-runs every training (and what depends on it), never data preparation.
+    losses = workdir / "src/unetscape/losses.py"
+    later = time.time() + 5
+    os.utime(losses, (later, later))
+    rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(config_path), "-n").stdout)}
+    assert "train" in rules and "prepare_dataset" not in rules
+
+
+def test_single_figure_target_builds_only_what_it_needs(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = write_config(workdir / "smoke.yaml", load_smoke())
+    dry = snakemake(workdir, "--configfile", str(config), "-n", "results/figures/seeds.png")
+    jobs = planned_jobs(dry.stdout)
+    rules = sorted({rule for rule, _ in jobs})
+    assert rules == ["prepare_dataset", "train", "training_figure"]
+    trains = [w for rule, w in jobs if rule == "train"]
+    assert all(w["noise"] == "0" for w in trains)  # the noise study's noisy runs are not needed
+    seeds = load_smoke()["studies"]["seeds"]
+    assert len(trains) == len(seeds["archs"]) * len(seeds["optimizers"]) * len(seeds["seeds"])
+
+
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (lambda c: c["training"].update(epochs=0), "training.epochs"),
+        (lambda c: c["studies"]["seeds"].update(archs=["simple", "fancy"]), "studies.seeds.archs"),
+        (lambda c: c.update(colour="red"), "'colour' was unexpected"),
+        (lambda c: c["data"].update(source="isic"), "data.images_dir"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path, edit, expected):
+    workdir = copy_workflow(tmp_path)
+    config = load_smoke()
+    edit(config)
+    path = write_config(workdir / "bad.yaml", config)
+    proc = snakemake(workdir, "--configfile", str(path), "-n", check=False)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if expected in line]
+    assert lines, proc.stdout + proc.stderr
+    assert lines[0].count("config key") == 1
