@@ -1,0 +1,135 @@
+"""Read the ISIC skin-lesion segmentation data (2016 Part 1 layout) into a Dataset.
+
+A folder of `ISIC_<7 digits>.jpg` images and a folder of `ISIC_<id>_Segmentation.png` masks
+(ISIC 2017/2018 spell it `_segmentation.png`). Other files in the folders — superpixel maps,
+licence and metadata files — are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from unetscape.data.store import Dataset, DatasetError
+
+IMAGE_NAME = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
+MASK_NAME = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
+
+
+def load_isic(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    size: int,
+    limit: int | None = None,
+) -> Dataset:
+    """Pair images and masks by ISIC id (sorted), resize to size×size, binarise masks."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise DatasetError(f"size must be a positive integer, got {size!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
+    image_files = find_files(images_dir, IMAGE_NAME, "images")
+    mask_files = find_files(masks_dir, MASK_NAME, "masks")
+    if not image_files:
+        raise DatasetError(f"{images_dir}: no ISIC_<id>.jpg images in this folder")
+
+    ids = sorted(image_files)[:limit]
+    missing = [i for i in ids if i not in mask_files]
+    if missing:
+        raise DatasetError(
+            f"{image_files[missing[0]]}: no mask {missing[0]}_Segmentation.png in {masks_dir}"
+            + (f" (and {len(missing) - 1} more images without masks)" if len(missing) > 1 else "")
+        )
+
+    images = np.empty((len(ids), size, size, 3), dtype=np.uint8)
+    masks = np.empty((len(ids), size, size), dtype=np.uint8)
+    file_digests = {}  # file name -> sha256 of its bytes (not the bytes: ISIC is ~1 GB)
+    for k, isic_id in enumerate(ids):
+        image, image_bytes = read_image(image_files[isic_id])
+        mask, mask_bytes = read_image(mask_files[isic_id])
+        if mask.size != image.size:
+            raise DatasetError(
+                f"{mask_files[isic_id]}: mask is {mask.size[0]}×{mask.size[1]} but its image "
+                f"{image_files[isic_id].name} is {image.size[0]}×{image.size[1]} (after EXIF "
+                "orientation)"
+            )
+        images[k] = resize_image(image.convert("RGB"), size)
+        masks[k] = resize_mask(mask, size)
+        file_digests[image_files[isic_id].name] = hashlib.sha256(image_bytes).digest()
+        file_digests[mask_files[isic_id].name] = hashlib.sha256(mask_bytes).digest()
+
+    provenance = {
+        "source": "isic",
+        "images_dir": str(images_dir),
+        "masks_dir": str(masks_dir),
+        "size": size,
+        "count": len(ids),
+        "sha256": files_sha256(file_digests),
+    }
+    return Dataset(images=images, masks=masks, ids=ids, provenance=provenance)
+
+
+def find_files(folder: str | os.PathLike, pattern: re.Pattern, what: str) -> dict[str, Path]:
+    """Map ISIC id -> file for every file in `folder` whose name matches `pattern`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: {what} folder not found")
+    found: dict[str, Path] = {}
+    for path in folder.iterdir():
+        match = pattern.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        isic_id = match.group(1)
+        if isic_id in found:
+            raise DatasetError(f"{path}: second file for {isic_id} (also {found[isic_id].name})")
+        found[isic_id] = path
+    return found
+
+
+def read_image(path: Path) -> tuple[Image.Image, bytes]:
+    """Decode a file in its displayed orientation; also return its bytes for the checksum."""
+    # Decode from the bytes that are hashed, so the checksum describes exactly what was read.
+    data = path.read_bytes()
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        # Cameras store rotated pixels plus an EXIF Orientation tag; annotations follow the
+        # displayed picture.
+        image = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+    return image, data
+
+
+def resize_image(image: Image.Image, size: int) -> np.ndarray:
+    # BOX averages over the source area when shrinking; BILINEAR interpolates when enlarging.
+    shrinking = image.width >= size and image.height >= size
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(image.resize((size, size), resample), dtype=np.uint8)
+
+
+def resize_mask(mask: Image.Image, size: int) -> np.ndarray:
+    # Binarise before resizing and use NEAREST, so no interpolated label values appear.
+    binary = mask.convert("L").point(lambda v: 255 if v > 127 else 0)
+    resized = binary.resize((size, size), Image.Resampling.NEAREST)
+    return (np.asarray(resized) > 127).astype(np.uint8)
+
+
+def files_sha256(file_digests: dict[str, bytes]) -> str:
+    """One sha256 over every file: its name and the sha256 of its bytes, in name order.
+
+    Any changed, added, removed or renamed input file changes the result.
+    """
+    h = hashlib.sha256()
+    for name in sorted(file_digests):
+        encoded = name.encode()
+        # Length-prefix the name so that no two different file sets hash alike.
+        h.update(len(encoded).to_bytes(8, "little"))
+        h.update(encoded)
+        h.update(file_digests[name])
+    return h.hexdigest()

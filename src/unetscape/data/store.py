@@ -1,0 +1,134 @@
+"""The prepared dataset: one validated in-memory form and one `.npz` file on disk.
+
+Every later stage (training, landscapes) reads the same file, so it is checked on the way in
+and on the way out: a bad array is reported here, with its name, instead of as a shape error
+deep inside a training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from unetscape.atomic import atomic_path
+
+NPZ_KEYS = ("images", "masks", "ids", "provenance")
+
+
+class DatasetError(ValueError):
+    """A dataset, its file or its source is not what the workflow needs."""
+
+
+@dataclass
+class Dataset:
+    """Images uint8 N×H×W×3, masks uint8 N×H×W in {0, 1}, one id per image, provenance."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    ids: list[str]
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        images, masks = self.images, self.masks
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+            raise DatasetError(f"images must be a uint8 array, got {_describe(images)}")
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise DatasetError(f"images must have shape N×H×W×3, got {images.shape}")
+        if not isinstance(masks, np.ndarray) or masks.dtype != np.uint8:
+            raise DatasetError(f"masks must be a uint8 array, got {_describe(masks)}")
+        if masks.shape != images.shape[:3]:
+            raise DatasetError(
+                f"masks must have shape {images.shape[:3]} to match images, got {masks.shape}"
+            )
+        if len(images) == 0:
+            raise DatasetError("dataset has no images")
+        # uint8 cannot be negative, so the maximum alone decides whether masks are binary.
+        if masks.max() > 1:
+            raise DatasetError(f"masks must hold only 0 and 1, found value {int(masks.max())}")
+        if not isinstance(self.ids, list) or not all(isinstance(i, str) for i in self.ids):
+            raise DatasetError("ids must be a list of strings")
+        if len(self.ids) != len(images):
+            raise DatasetError(f"got {len(self.ids)} ids for {len(images)} images")
+        if len(set(self.ids)) != len(self.ids):
+            raise DatasetError("ids must be unique")
+        if not isinstance(self.provenance, dict):
+            raise DatasetError(f"provenance must be a dict, got {type(self.provenance).__name__}")
+        try:
+            json.dumps(self.provenance)
+        except (TypeError, ValueError) as err:
+            raise DatasetError(f"provenance must be JSON-serialisable: {err}") from None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, np.ndarray):
+        return f"array of dtype {x.dtype}"
+    return type(x).__name__
+
+
+def save_dataset(ds: Dataset, path: str | os.PathLike) -> None:
+    """Write `ds` to one uncompressed `.npz`; a crash leaves no partial file behind."""
+    provenance = json.dumps(ds.provenance, sort_keys=True)
+    # np.savez appends ".npz" to a bare filename (and atomic_path's temp name ends in ".tmp"),
+    # so hand it an open file instead.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            images=ds.images,
+            masks=ds.masks,
+            ids=np.array(ds.ids, dtype=np.str_),
+            provenance=np.array(provenance, dtype=np.str_),
+        )
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Read and validate a dataset written by `save_dataset`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: dataset file not found")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise DatasetError(f"{path}: not an .npz archive")
+        with archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DatasetError(f"{path}: missing keys {missing} (has {archive.files})")
+            arrays = {key: _read_array(archive, key, path) for key in NPZ_KEYS}
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DatasetError(f"{path}: not a readable .npz archive ({err})") from None
+
+    ids, provenance = arrays["ids"], arrays["provenance"]
+    if ids.dtype.kind != "U" or ids.ndim != 1:
+        raise DatasetError(f"{path}: key 'ids' must be a 1-D unicode array, got {ids.dtype}")
+    if provenance.dtype.kind != "U" or provenance.ndim != 0:
+        raise DatasetError(f"{path}: key 'provenance' must be a 0-d unicode array (JSON text)")
+    try:
+        provenance = json.loads(str(provenance[()]))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: key 'provenance' is not valid JSON ({err})") from None
+    try:
+        return Dataset(
+            images=arrays["images"],
+            masks=arrays["masks"],
+            ids=[str(i) for i in ids],
+            provenance=provenance,
+        )
+    except DatasetError as err:
+        raise DatasetError(f"{path}: {err}") from None
+
+
+def _read_array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError as err:  # object arrays refuse to load without pickle
+        raise DatasetError(f"{path}: key {key!r} cannot be read without pickle ({err})") from None

@@ -1,0 +1,215 @@
+"""What each landscape rule does, from files to files: directions, surface chunks, merge,
+1-D lines, interpolations and PCA trajectories. Scripts call these; the math lives in the
+modules they import."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..data import load_dataset
+from ..models import file_sha256, load_checkpoint, read_checkpoint
+from .directions import directions_settings, load_directions, make_directions, parameter_names, save_directions
+from .grid import SurfaceGrid
+from .interpolation import interpolation_curve
+from .surface import SurfaceEvaluator, evaluation_set
+from .surface_io import merge_chunks, read_attrs, write_attrs, write_chunk
+from .trajectory import pca_plane, plane_extent
+
+Log = Callable[[str], None]
+CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(epoch, path) of every checkpoint of a run, by epoch."""
+    checkpoint_dir = Path(checkpoint_dir)
+    found = sorted(
+        (int(m.group(1)), checkpoint_dir / name)
+        for name in os.listdir(checkpoint_dir)
+        if (m := CHECKPOINT.match(name))
+    )
+    if not found:
+        raise FileNotFoundError(f"no epoch_NNN.pt checkpoints in {checkpoint_dir}")
+    return found
+
+
+def final_checkpoint(checkpoint_dir: str | os.PathLike) -> Path:
+    """The last saved checkpoint (for a diverged run: the last one with finite weights)."""
+    return list_checkpoints(checkpoint_dir)[-1][1]
+
+
+def checkpoint_attrs(path: Path) -> dict:
+    meta = read_checkpoint(path)
+    return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "checkpoint_epoch": meta.get("epoch")}
+
+
+def axis(spec) -> list:
+    """A grid axis from config [min, max, num] as stored in attributes."""
+    low, high, num = spec
+    return [float(low), float(high), int(num)]
+
+
+def random_plane(checkpoint_dir, out, settings: dict, log: Log = print) -> None:
+    """Filter-normalised random plane at the final checkpoint, with its grid."""
+    path = final_checkpoint(checkpoint_dir)
+    model = load_checkpoint(path)
+    directions = make_directions(
+        model, settings["seed"], settings["norm"], settings["ignore"], settings["orthogonalize"], ndim=2
+    )
+    attrs = {
+        "plane": "random",
+        **directions_settings(settings["seed"], settings["norm"], settings["ignore"], settings["orthogonalize"], 2),
+        **checkpoint_attrs(path),
+        "grid_x": axis(settings["x"]),
+        "grid_y": axis(settings["y"]),
+    }
+    save_directions(out, directions, attrs, parameter_names(model))
+    log(f"random plane at {path}: seed {settings['seed']}, {settings['norm']} normalisation")
+
+
+def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print) -> None:
+    """PCA plane of the training path (theta_e - theta_final), the projected path and a grid covering it."""
+    checkpoints = list_checkpoints(checkpoint_dir)
+    states = [read_checkpoint(p)["state_dict"] for _, p in checkpoints]
+    model = load_checkpoint(checkpoints[-1][1])
+    dx, dy, coords, ratio = pca_plane(states, model, settings["ignore"])
+    x_range, y_range = plane_extent(coords, settings["margin"])
+    attrs = {
+        "plane": "pca",
+        "direction_ignore": settings["ignore"],
+        **checkpoint_attrs(checkpoints[-1][1]),
+        "grid_x": [*x_range, int(settings["num"])],
+        "grid_y": [*y_range, int(settings["num"])],
+        "path_epochs": [e for e, _ in checkpoints],
+        "path_x": coords[:, 0].tolist(),
+        "path_y": coords[:, 1].tolist(),
+        "explained_variance_ratio": ratio.tolist(),
+    }
+    save_directions(out, [dx, dy], attrs, parameter_names(model))
+    log(f"PCA plane of {len(checkpoints)} checkpoints: explained variance {ratio.round(4).tolist()}")
+
+
+def grid_of(attrs: dict, ndim: int = 2) -> SurfaceGrid:
+    return SurfaceGrid.from_config(attrs["grid_x"], attrs["grid_y"] if ndim == 2 else None)
+
+
+def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device) -> tuple:
+    dataset = load_dataset(dataset_path)
+    return evaluation_set(
+        dataset.images,
+        dataset.masks,
+        evaluation["subset"],
+        evaluation["seed"],
+        noise,
+        evaluation["noise"],
+        evaluation["seed"],
+        device,
+    )
+
+
+def _progress(log: Log, label: str) -> Callable[[int, int], None]:
+    start = time.time()
+    every = 1
+
+    def report(done: int, total: int) -> None:
+        nonlocal every
+        if done % every == 0 or done == total:
+            rate = done / max(time.time() - start, 1e-9)
+            log(f"{label}: {done}/{total} points ({rate:.2f} points/s)")
+            every = max(1, total // 10)
+
+    return report
+
+
+def surface_chunk(
+    checkpoint_dir, directions_path, dataset_path, out, chunk: int, chunks: int,
+    evaluation: dict, noise: float, device, ndim: int = 2, grid_key: dict | None = None, log: Log = print,
+) -> None:
+    """Evaluate chunk `chunk` (0-based) of `chunks` of the plane's grid and write only its points.
+
+    `ndim=1` evaluates along the x direction alone (a 1-D line); `grid_key` then gives the
+    line's own x axis.
+    """
+    path = final_checkpoint(checkpoint_dir)
+    model = load_checkpoint(path, device)
+    directions, plane = load_directions(directions_path, model)
+    grid = SurfaceGrid.from_config(grid_key["x"]) if grid_key else grid_of(plane, ndim)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    points = grid.chunk(chunk, chunks)
+    log(f"chunk {chunk + 1}/{chunks}: {len(points)} of {grid.size} points, {description['count']} images on {device}")
+    with SurfaceEvaluator(model, x, y, directions[:ndim], evaluation["bn"], evaluation["batch_size"]) as evaluator:
+        values = evaluator.evaluate_points(points, grid, _progress(log, f"chunk {chunk + 1}/{chunks}"))
+    attrs = {
+        **{k: v for k, v in plane.items() if k not in ("parameter_names", "parameter_shapes", "format")},
+        **checkpoint_attrs(path),
+        "bn": evaluation["bn"],
+        "eval_set": description,
+        "eval_batch_size": evaluation["batch_size"],
+        "device": str(device),
+        "chunk": chunk,
+        "chunks": chunks,
+    }
+    write_chunk(out, grid, points, values, attrs)
+
+
+def merge_surface(chunk_paths: list, out, log: Log = print) -> None:
+    """Gather chunk files into the surface file; attributes come from the first chunk."""
+    with h5py.File(chunk_paths[0], "r") as f:
+        attrs = read_attrs(f)
+        grid = SurfaceGrid(f.attrs["grid_x"], f.attrs["grid_y"] if "grid_y" in f.attrs else None)
+    attrs = {k: v for k, v in attrs.items() if k not in ("format", "chunk", "grid_x", "grid_y")}
+    surface = merge_chunks(chunk_paths, grid, out, attrs)
+    loss = surface["train_loss"]
+    log(f"merged {len(chunk_paths)} chunks: {np.isfinite(loss).sum()}/{loss.size} points, "
+        f"loss {np.nanmin(loss):.4f}..{np.nanmax(loss):.4f}")
+
+
+def interpolation(
+    checkpoint_a, checkpoint_b, dataset_path, out, t: list, evaluation: dict, noise: float, device, log: Log = print
+) -> None:
+    """Loss along theta(t) = (1 - t) A + t B over parameters and BN buffers (the reference's states mode)."""
+    a, b = read_checkpoint(checkpoint_a), read_checkpoint(checkpoint_b)
+    if a["arch"] != b["arch"]:
+        raise ValueError(f"cannot interpolate between different architectures: {checkpoint_a} and {checkpoint_b}")
+    model = load_checkpoint(checkpoint_a, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    ts = np.linspace(*axis(t)[:2], axis(t)[2])
+    curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, evaluation["batch_size"])
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("t", data=curve["t"])
+        f.create_dataset("train_loss", data=curve["loss"])
+        f.create_dataset("train_acc", data=100 * np.asarray(curve["dice"]))
+        f.create_dataset("dice", data=curve["dice"])
+        f.create_dataset("iou", data=curve["iou"])
+        write_attrs(f, {
+            "checkpoint_a": str(checkpoint_a), "checkpoint_a_sha256": file_sha256(checkpoint_a),
+            "checkpoint_b": str(checkpoint_b), "checkpoint_b_sha256": file_sha256(checkpoint_b),
+            "mode": "states", "eval_set": description, "unetscape_version": __version__,
+        })
+    log(f"interpolation {checkpoint_a} -> {checkpoint_b}: loss at t=0 {curve['loss'][np.argmin(np.abs(ts))]:.4f}")
+
+
+def read_curve(path) -> dict:
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f} | {"attrs": read_attrs(f)}
+
+
+def line(checkpoint_dir, directions_path, dataset_path, out, settings: dict, evaluation: dict, noise: float,
+         device, log: Log = print) -> None:
+    """1-D surface along the plane's (filter-normalised) x direction, written as a 1-D surface file."""
+    chunk_path = Path(str(out) + ".chunk")
+    try:
+        surface_chunk(checkpoint_dir, directions_path, dataset_path, chunk_path, 0, 1, evaluation, noise,
+                      device, ndim=1, grid_key={"x": settings["x"]}, log=log)
+        merge_surface([chunk_path], out, log)
+    finally:
+        chunk_path.unlink(missing_ok=True)

@@ -1,0 +1,59 @@
+"""Rescale the weights in front of batch norm: the symmetry filter normalisation factors out.
+
+A convolution that feeds a BatchNorm layer can be multiplied by any c > 0 without changing
+the network: BN divides the scale out again. In eval mode BN uses running statistics, so they
+are rescaled with it (mean by c, variance by c^2); the output then changes only through BN's
+eps, (z - mu) / sqrt(var + eps / c^2). Li et al. argue that un-normalised plots are misleading
+because of exactly this symmetry; `rescale_bn_inputs` makes it checkable.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
+    """(conv, batch norm) pairs where the conv's output goes straight into the BN.
+
+    Found as neighbours inside an nn.Sequential, which is how the U-Net's ConvBlock wires
+    them; a conv whose output is concatenated or summed first does not count.
+    """
+    pairs = []
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module.children())
+            pairs += [
+                (a, b)
+                for a, b in zip(layers, layers[1:])
+                if isinstance(a, _CONVS) and isinstance(b, _BATCH_NORMS)
+            ]
+    return pairs
+
+
+@torch.no_grad()
+def rescale_bn_inputs(model: nn.Module, factor: float) -> nn.Module:
+    """A copy of `model` with every conv that feeds a BN multiplied by `factor` (> 0), and
+    that BN's running mean and variance rescaled to match."""
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0 (a negative one flips BN's output), got {factor!r}")
+    model = copy.deepcopy(model)
+    pairs = conv_bn_pairs(model)
+    if not pairs:
+        raise ValueError(
+            "model has no convolution feeding a BatchNorm layer: rescaling is a symmetry only of "
+            "batch-norm models"
+        )
+    for conv, bn in pairs:
+        conv.weight.mul_(factor)
+        if conv.bias is not None:  # keeps the conv output exactly factor * z
+            conv.bias.mul_(factor)
+        if bn.running_mean is not None:
+            bn.running_mean.mul_(factor)
+            bn.running_var.mul_(factor**2)
+    return model

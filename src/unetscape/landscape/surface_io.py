@@ -1,0 +1,201 @@
+"""Surface files: chunk files that each hold their own points, and the merged surface.
+
+The merged file keeps the reference implementation's dataset names (tomgoldstein/
+loss-landscape, plot_surface.py), so its tools can read it:
+
+    xcoordinates  (nx,)        ycoordinates  (ny,)   (absent on a 1-D surface)
+    train_loss    (nx, ny)     mean per-image soft Dice loss
+    train_acc     (nx, ny)     mean per-image hard Dice, in percent (the accuracy analogue)
+    dice, iou     (nx, ny)     mean per-image hard Dice and IoU as fractions
+
+`train_loss[i, j] = L(x[i], y[j])`: x is the first axis. The reference fills its arrays in
+`np.meshgrid(x, y)` order, i.e. it stores the transpose, L(x[j], y[i]) at [i, j] (only
+consistent for square grids). Transpose ours before handing it to the reference's plot_2D.
+Points not evaluated yet hold NaN.
+
+Settings are root attributes: scalars as they are, everything else JSON-encoded and listed in
+the `json_attrs` attribute so that it decodes back to the same value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..atomic import atomic_path
+from .grid import SurfaceGrid
+
+SURFACE_FORMAT = "unetscape-surface/1"
+CHUNK_FORMAT = "unetscape-surface-chunk/1"
+METRICS = {"train_loss": "loss", "dice": "dice", "iou": "iou"}  # dataset name -> value key
+LAYOUT = "train_loss[i, j] = L(xcoordinates[i], ycoordinates[j]); the reference stores the transpose"
+_SCALARS = (bool, int, float, str, np.bool_, np.integer, np.floating)
+
+
+def write_attrs(obj: h5py.HLObject, attrs: dict) -> None:
+    """Store `attrs` on an HDF5 file or group; non-scalars (and None) go in as JSON."""
+    if "json_attrs" in attrs:
+        raise ValueError("attribute name 'json_attrs' is reserved")
+    encoded = []
+    for key, value in attrs.items():
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if isinstance(value, _SCALARS):
+            obj.attrs[key] = value
+        else:
+            try:
+                obj.attrs[key] = json.dumps(value, sort_keys=True)
+            except TypeError as err:
+                raise TypeError(
+                    f"attribute {key!r} is neither a scalar nor JSON-serialisable: {err}"
+                ) from None
+            encoded.append(key)
+    obj.attrs["json_attrs"] = json.dumps(encoded)
+
+
+def read_attrs(obj: h5py.HLObject) -> dict:
+    """The inverse of `write_attrs`, with numpy scalars turned into Python ones."""
+    encoded = set(json.loads(obj.attrs.get("json_attrs", "[]")))
+    attrs = {}
+    for key, value in obj.attrs.items():
+        if key == "json_attrs":
+            continue
+        if isinstance(value, bytes):
+            value = value.decode()
+        if key in encoded:
+            value = json.loads(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        attrs[key] = value
+    return attrs
+
+
+def write_chunk(
+    path: str | os.PathLike,
+    grid: SurfaceGrid,
+    points: Sequence[Sequence[int]],
+    values: dict,
+    attrs: dict,
+) -> None:
+    """Write the values of `points` only: datasets `i` (and `j`), `train_loss`, `dice`, `iou`.
+
+    `values` holds arrays "loss", "dice", "iou" in the order of `points` (what
+    `SurfaceEvaluator.evaluate_points` returns). The grid is stored as attributes so a merge
+    can refuse chunks of a different grid.
+    """
+    index = np.asarray(points, dtype=np.int64).reshape(len(points), grid.ndim)
+    _check_in_grid(index, grid, str(path))
+    columns = {name: np.asarray(values[key], dtype=np.float64) for name, key in METRICS.items()}
+    for name, column in columns.items():
+        if column.shape != (len(index),):
+            raise ValueError(f"{name} has shape {column.shape} for {len(index)} points")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("i", data=index[:, 0])
+            if grid.ndim == 2:
+                f.create_dataset("j", data=index[:, 1])
+            for name, column in columns.items():
+                f.create_dataset(name, data=column)
+            write_attrs(f, {**attrs, "format": CHUNK_FORMAT})
+            f.attrs["grid_x"] = grid.x
+            if grid.y is not None:
+                f.attrs["grid_y"] = grid.y
+
+
+def read_chunk(path: str | os.PathLike) -> dict:
+    """A chunk file as a dict: `grid`, `points` (n, ndim), the metric arrays and `attrs`."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != CHUNK_FORMAT:
+            raise ValueError(f"{path} is not a {CHUNK_FORMAT} file")
+        grid = SurfaceGrid(f.attrs["grid_x"], f.attrs["grid_y"] if "grid_y" in f.attrs else None)
+        columns = [f["i"][()]] + ([f["j"][()]] if "j" in f else [])
+        chunk = {name: f[name][()] for name in METRICS}
+        attrs = {k: v for k, v in read_attrs(f).items() if k not in ("grid_x", "grid_y")}
+    return {"grid": grid, "points": np.stack(columns, axis=1), **chunk, "attrs": attrs}
+
+
+def merge_chunks(
+    chunk_paths: Sequence[str | os.PathLike],
+    grid: SurfaceGrid,
+    out_path: str | os.PathLike,
+    attrs: dict,
+) -> dict:
+    """Gather chunk files into one surface file; returns what `read_surface` would.
+
+    Points no chunk covers stay NaN (`points_evaluated` < `points_total`). A chunk of another
+    grid, or two chunks with the same point, is an error.
+    """
+    reserved = {"format", "layout", "points_total", "points_evaluated"} & set(attrs)
+    if reserved:
+        raise ValueError(f"attribute names {sorted(reserved)} are reserved for the surface file")
+    surface = {name: np.full(grid.shape, np.nan) for name in METRICS}
+    owner = np.full(grid.shape, -1, dtype=np.int64)
+    for k, path in enumerate(chunk_paths):
+        chunk = read_chunk(path)
+        if not _same_grid(chunk["grid"], grid):
+            raise ValueError(f"chunk {path} was evaluated on another grid than the one being merged")
+        for point in map(tuple, chunk["points"].tolist()):
+            if owner[point] >= 0:
+                raise ValueError(
+                    f"point {point} is given by both chunk {chunk_paths[owner[point]]} and chunk {path}"
+                )
+            owner[point] = k
+        index = tuple(chunk["points"].T)
+        for name in METRICS:
+            surface[name][index] = chunk[name]
+
+    meta = {
+        "unetscape_version": __version__,
+        **attrs,
+        "format": SURFACE_FORMAT,
+        "layout": LAYOUT,
+        "points_total": grid.size,
+        "points_evaluated": int((owner >= 0).sum()),
+    }
+    with atomic_path(out_path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("xcoordinates", data=grid.x)
+            if grid.y is not None:
+                f.create_dataset("ycoordinates", data=grid.y)
+            f.create_dataset("train_loss", data=surface["train_loss"])
+            f.create_dataset("train_acc", data=100.0 * surface["dice"])
+            f.create_dataset("dice", data=surface["dice"])
+            f.create_dataset("iou", data=surface["iou"])
+            write_attrs(f, meta)
+    return read_surface(out_path)
+
+
+def read_surface(path: str | os.PathLike) -> dict:
+    """A surface file as a dict of arrays plus `attrs` (`ycoordinates` is None when 1-D)."""
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if "xcoordinates" not in f or "train_loss" not in f:
+            raise ValueError(f"{path} has no xcoordinates/train_loss: not a surface file")
+        surface = {
+            name: f[name][()]
+            for name in ("xcoordinates", "train_loss", "train_acc", "dice", "iou")
+            if name in f
+        }
+        surface["ycoordinates"] = f["ycoordinates"][()] if "ycoordinates" in f else None
+        surface["attrs"] = read_attrs(f)
+    return surface
+
+
+def _same_grid(a: SurfaceGrid, b: SurfaceGrid) -> bool:
+    if (a.y is None) != (b.y is None):
+        return False
+    return np.array_equal(a.x, b.x) and (a.y is None or np.array_equal(a.y, b.y))
+
+
+def _check_in_grid(index: np.ndarray, grid: SurfaceGrid, where: str) -> None:
+    bad = ((index < 0) | (index >= np.asarray(grid.shape))).any(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{where}: point {tuple(index[np.argmax(bad)])} is outside the grid of shape {grid.shape}"
+        )

@@ -1,0 +1,72 @@
+"""Linear interpolation between two solutions, BN buffers included (reference `states` mode)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unetscape.evaluation import evaluate, images_to_tensor, masks_to_tensor
+from unetscape.landscape import interpolate_states, interpolation_curve
+from unetscape.models import build_model
+
+
+def bn_model(seed):
+    torch.manual_seed(seed)
+    model = build_model({"preset": "improved", "depth": 1, "base_width": 2})
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.num_batches_tracked.fill_(seed + 10)
+    return model.eval()
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = images_to_tensor(rng.integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8))
+    y = masks_to_tensor((rng.random((8, 16, 16)) < 0.3).astype(np.uint8))
+    return x, y
+
+
+def test_midpoint_state_includes_bn_buffers():
+    a, b = bn_model(0).state_dict(), bn_model(1).state_dict()
+    start, middle, end, beyond = interpolate_states(a, b, [0.0, 0.5, 1.0, 1.5])
+    for key in a:
+        if key.endswith("num_batches_tracked"):
+            assert torch.equal(middle[key], a[key])
+            continue
+        assert torch.equal(start[key], a[key]) and torch.equal(end[key], b[key]), key
+        torch.testing.assert_close(middle[key], (a[key] + b[key]) / 2)
+        torch.testing.assert_close(beyond[key], 1.5 * b[key] - 0.5 * a[key])
+    assert any(k.endswith("running_var") for k in a)
+    assert not torch.equal(middle["down.0.1.running_mean"], a["down.0.1.running_mean"])
+
+
+def test_curve_ends_are_the_two_models(data):
+    x, y = data
+    model_a, model_b = bn_model(0), bn_model(1)
+    loss_a = evaluate(model_a, x, y)["loss"]
+    loss_b = evaluate(model_b, x, y)["loss"]
+    assert abs(loss_a - loss_b) > 1e-4
+    work = bn_model(5).train()
+    before = {k: v.clone() for k, v in work.state_dict().items()}
+    curve = interpolation_curve(
+        work, model_a.state_dict(), model_b.state_dict(), [0.0, 0.5, 1.0], x, y, batch_size=3
+    )
+    assert curve["loss"][0] == pytest.approx(loss_a, abs=1e-6)
+    assert curve["loss"][2] == pytest.approx(loss_b, abs=1e-6)
+    assert np.array_equal(curve["t"], [0.0, 0.5, 1.0])
+    assert all(torch.equal(before[k], v) for k, v in work.state_dict().items())
+    assert work.training
+
+
+def test_mismatched_states_are_refused():
+    a = bn_model(0).state_dict()
+    b = build_model({"preset": "improved", "depth": 1, "base_width": 4}).state_dict()
+    with pytest.raises(ValueError, match="shape"):
+        next(interpolate_states(a, b, [0.5]))
+    c = build_model({"preset": "simple", "depth": 1, "base_width": 2}).state_dict()
+    with pytest.raises(ValueError, match="keys"):
+        next(interpolate_states(a, c, [0.5]))
