@@ -16,9 +16,14 @@ if not workflow.overwrite_configfiles:
 report: "report/workflow.rst"
 
 
+scattergather:
+    surface=config["landscape"]["plane"]["chunks"],
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/landscape.smk"
 include: "rules/analysis.smk"
 include: "rules/figures.smk"
 

@@ -20,6 +20,11 @@ STUDIES = list(config["studies"])
 DATASET = config["data"]["name"]
 RUN_DIR = "results/runs/{arch}/{optim}/noise{noise}/seed{seed}"
 RUN_LOG = "{arch}/{optim}/noise{noise}/seed{seed}"
+LANDSCAPE_DIR = "results/landscape/{arch}/{optim}/noise{noise}/seed{seed}"
+# The same pattern with its wildcards escaped, for gather.NAME(), which formats its argument.
+LANDSCAPE_DIR_ESC = LANDSCAPE_DIR.replace("{", "{{").replace("}", "}}")
+# Jobs that run models ask for a GPU when the config's device may be one.
+GPU_JOB = 0 if config["device"] == "cpu" else 1
 
 
 wildcard_constraints:
@@ -27,6 +32,8 @@ wildcard_constraints:
     optim="|".join(config["optimizers"]),
     noise=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
+    seed_b=r"\d+",
+    scatteritem=r"\d+-of-\d+",
     study="|".join(STUDIES),
     dataset=DATASET,
 
@@ -52,8 +59,29 @@ CODE = {
         "device.py",
         "training.py",
     ],
+    "landscape": [
+        "atomic.py",
+        "data/store.py",
+        "models.py",
+        "losses.py",
+        "evaluation.py",
+        "device.py",
+        "landscape/directions.py",
+        "landscape/grid.py",
+        "landscape/surface.py",
+        "landscape/surface_io.py",
+        "landscape/interpolation.py",
+        "landscape/trajectory.py",
+        "landscape/jobs.py",
+    ],
     "tables": ["training_tables.py"],
     "figures": ["training_tables.py", "plots/style.py", "plots/training.py"],
+    "merge": ["atomic.py", "landscape/grid.py", "landscape/surface_io.py"],
+    "landscape_figures": [
+        "plots/style.py",
+        "plots/landscape.py",
+        "landscape/surface_io.py",
+    ],
 }
 
 
@@ -81,6 +109,50 @@ def get_run_id(wildcards):
     return find_run(config, **wildcards).id
 
 
+def get_run_noise(wildcards):
+    return float(wildcards.noise)
+
+
+def run_landscape(run, name):
+    return f"results/landscape/{run.id}/{name}"
+
+
+def seed_pairs(study):
+    """Consecutive seed pairs (a, b) of every condition of a study: final A -> final B."""
+    seeds = sorted(config["studies"][study]["seeds"])
+    runs = [run for run in study_runs(config, study) if run.seed in seeds[:-1]]
+    return [(run, seeds[seeds.index(run.seed) + 1]) for run in runs]
+
+
+def pair_path(run, seed_b):
+    w = run.wildcards
+    return (
+        f"results/landscape/{w['arch']}/{w['optim']}/noise{w['noise']}/"
+        f"seeds{w['seed']}-{seed_b}/interpolation.h5"
+    )
+
+
+def get_study_surfaces(wildcards):
+    return [
+        run_landscape(run, "random/surface.h5")
+        for run in study_runs(config, wildcards.study)
+    ]
+
+
+def get_study_interpolations(wildcards):
+    return {
+        "init": [
+            run_landscape(run, "interpolation_init.h5")
+            for run in study_runs(config, wildcards.study)
+        ],
+        "pairs": [pair_path(run, b) for run, b in seed_pairs(wildcards.study)],
+    }
+
+
+def get_study_pair_labels(wildcards):
+    return [f"{run.id} -> seed{b}" for run, b in seed_pairs(wildcards.study)]
+
+
 def get_study_histories(wildcards):
     return [run_path(run, "history.csv") for run in study_runs(config, wildcards.study)]
 
@@ -106,5 +178,12 @@ def get_final_outputs():
             f"results/tables/training_{study}.csv",
             f"results/figures/{study}.png",
             f"results/figures/{study}.pdf",
+            f"results/figures/{study}_landscape.png",
+            f"results/figures/{study}_interpolation.png",
+        ]
+    for run in all_runs(config):
+        outputs += [
+            f"results/figures/landscape/{run.id}/{name}.png"
+            for name in ("surface", "lines", "trajectory")
         ]
     return outputs

@@ -18,3 +18,93 @@ rule training_figure:
         study=get_study_params,
     script:
         "../scripts/training_figure.py"
+
+
+rule run_figures:
+    input:
+        surface=f"{LANDSCAPE_DIR}/random/surface.h5",
+        line=f"{LANDSCAPE_DIR}/random/line.h5",
+        interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
+        trajectory=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        code=code("landscape_figures"),
+    output:
+        surface=report(
+            f"results/figures/landscape/{RUN_LOG}/surface.png",
+            category="Landscapes per run",
+            subcategory="{arch} {optim} noise {noise}",
+            caption="../report/run_surface.rst",
+            labels={"run": RUN_LOG, "figure": "surface"},
+        ),
+        surface_pdf=f"results/figures/landscape/{RUN_LOG}/surface.pdf",
+        lines=report(
+            f"results/figures/landscape/{RUN_LOG}/lines.png",
+            category="Landscapes per run",
+            subcategory="{arch} {optim} noise {noise}",
+            caption="../report/run_lines.rst",
+            labels={"run": RUN_LOG, "figure": "1-D"},
+        ),
+        lines_pdf=f"results/figures/landscape/{RUN_LOG}/lines.pdf",
+        trajectory=report(
+            f"results/figures/landscape/{RUN_LOG}/trajectory.png",
+            category="Landscapes per run",
+            subcategory="{arch} {optim} noise {noise}",
+            caption="../report/run_trajectory.rst",
+            labels={"run": RUN_LOG, "figure": "trajectory"},
+        ),
+        trajectory_pdf=f"results/figures/landscape/{RUN_LOG}/trajectory.pdf",
+    log:
+        f"results/logs/run_figures/{RUN_LOG}.log",
+    localrule: True
+    params:
+        run=get_run_id,
+        levels=config["landscape"]["contour_levels"],
+        log_scale=config["landscape"]["line"]["log_scale"],
+    script:
+        "../scripts/run_figures.py"
+
+
+rule landscape_figure:
+    input:
+        surfaces=get_study_surfaces,
+        code=code("landscape_figures"),
+    output:
+        png=report(
+            "results/figures/{study}_landscape.png",
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/landscape_figure.rst",
+            labels={"study": "{study}", "figure": "surfaces"},
+        ),
+        pdf="results/figures/{study}_landscape.pdf",
+    log:
+        "results/logs/landscape_figure/{study}.log",
+    localrule: True
+    params:
+        study=get_study_params,
+        levels=config["landscape"]["contour_levels"],
+    script:
+        "../scripts/landscape_figure.py"
+
+
+rule interpolation_figure:
+    input:
+        unpack(get_study_interpolations),
+        code=code("landscape_figures"),
+    output:
+        png=report(
+            "results/figures/{study}_interpolation.png",
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/interpolation_figure.rst",
+            labels={"study": "{study}", "figure": "interpolation"},
+        ),
+        pdf="results/figures/{study}_interpolation.pdf",
+    log:
+        "results/logs/interpolation_figure/{study}.log",
+    localrule: True
+    params:
+        study=get_study_params,
+        pairs=get_study_pair_labels,
+        log_scale=config["landscape"]["line"]["log_scale"],
+    script:
+        "../scripts/interpolation_figure.py"

@@ -3,6 +3,8 @@
 import os
 import time
 
+import h5py
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,22 +36,55 @@ def test_smoke_workflow_produces_tables_and_figures(smoke_run):
     assert [p.name for p in checkpoints] == ["epoch_000.pt", "epoch_001.pt", "epoch_002.pt"]
 
 
+def test_smoke_workflow_produces_landscapes(smoke_run):
+    workdir, _ = smoke_run
+    smoke = load_smoke()
+    plane = smoke["landscape"]["plane"]
+    run = workdir / "results/landscape/improved/sgd/noise0/seed0"
+    with h5py.File(run / "random/surface.h5", "r") as f:
+        assert f["train_loss"].shape == (plane["x"][2], plane["y"][2])
+        assert np.isfinite(f["train_loss"][()]).all()
+        assert f.attrs["checkpoint"].endswith("epoch_002.pt")
+        assert f.attrs["direction_norm"] == plane["norm"]
+    chunks = sorted((run / "random/chunks").iterdir())
+    assert len(chunks) == plane["chunks"]
+    with h5py.File(run / "pca/surface.h5", "r") as f:
+        assert np.isfinite(f["train_loss"][()]).all()
+    for study in smoke["studies"]:
+        for name in (f"{study}_landscape", f"{study}_interpolation"):
+            assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
+    for name in ("surface", "lines", "trajectory"):
+        assert (workdir / f"results/figures/landscape/improved/sgd/noise0/seed0/{name}.png").exists()
+
+
 def test_rerun_plans(smoke_run):
     workdir, config_path = smoke_run
     # Nothing to do right after a complete run.
     dry = snakemake(workdir, "--configfile", str(config_path), "-n")
     assert planned_jobs(dry.stdout) == [], dry.stdout
 
-    # One more seed: only that seed's trainings, plus the seeds study's table and figure.
+    # One more seed: only that seed's trainings and landscapes, plus the seeds study's summaries.
     config = load_smoke()
     config["studies"]["seeds"]["seeds"].append(7)
     more = write_config(workdir / "more_seeds.yaml", config)
     jobs = planned_jobs(snakemake(workdir, "--configfile", str(more), "-n").stdout)
     trains = [w for rule, w in jobs if rule == "train"]
     assert trains and all(w["seed"] == "7" for w in trains)
-    assert len(trains) == len(config["studies"]["seeds"]["archs"]) * len(config["studies"]["seeds"]["optimizers"])
-    others = sorted((rule, w.get("study")) for rule, w in jobs if rule != "train")
-    assert others == [("all", None), ("training_figure", "seeds"), ("training_table", "seeds")]
+    spec = config["studies"]["seeds"]
+    assert len(trains) == len(spec["archs"]) * len(spec["optimizers"])
+    per_run = [w for rule, w in jobs if "arch" in w]
+    assert all("7" in (w.get("seed"), w.get("seed_b")) for w in per_run), per_run
+    studies = {w["study"] for _, w in jobs if "study" in w}
+    assert studies == {"seeds"}
+    assert "prepare_dataset" not in {rule for rule, _ in jobs}
+
+    # A finer landscape grid re-runs landscape jobs only, never training.
+    config = load_smoke()
+    config["landscape"]["plane"]["x"] = [-1, 1, 6]
+    finer = write_config(workdir / "finer.yaml", config)
+    rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(finer), "-n").stdout)}
+    assert {"directions", "surface_chunk", "merge_surface"} <= rules
+    assert not rules & {"train", "prepare_dataset", "trajectory", "interpolate"}
 
     # Editing the loss re-runs every training (and what depends on it), never data preparation.
     losses = workdir / "src/unetscape/losses.py"

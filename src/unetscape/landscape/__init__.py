@@ -2,25 +2,47 @@
 Neural Nets"): normalised directions, surfaces on a grid, 1-D interpolation, PCA of the
 training path, and the batch-norm scale symmetry."""
 
-from .directions import (
-    IGNORES,
-    NORMS,
-    check_directions_fit,
-    directions_settings,
-    inner_product,
-    load_directions,
-    make_directions,
-    normalize_direction,
-    parameter_names,
-    random_direction,
-    save_directions,
-)
-from .grid import SurfaceGrid
-from .interpolation import interpolate_states, interpolation_curve
-from .rescale import conv_bn_pairs, rescale_bn_inputs
-from .surface import BN_MODES, EVAL_NOISE, SurfaceEvaluator, evaluation_set
-from .surface_io import merge_chunks, read_attrs, read_chunk, read_surface, write_attrs, write_chunk
-from .trajectory import pca_plane, plane_extent
+# Names resolve lazily (PEP 562): a job that only reads surface files does not pay for
+# importing torch.
+import importlib
+
+_SOURCES = {
+    "BN_MODES": "surface",
+    "EVAL_NOISE": "surface",
+    "IGNORES": "directions",
+    "NORMS": "directions",
+    "SurfaceEvaluator": "surface",
+    "SurfaceGrid": "grid",
+    "check_directions_fit": "directions",
+    "conv_bn_pairs": "rescale",
+    "directions_settings": "directions",
+    "evaluation_set": "surface",
+    "inner_product": "directions",
+    "interpolate_states": "interpolation",
+    "interpolation_curve": "interpolation",
+    "load_directions": "directions",
+    "make_directions": "directions",
+    "merge_chunks": "surface_io",
+    "normalize_direction": "directions",
+    "parameter_names": "directions",
+    "pca_plane": "trajectory",
+    "plane_extent": "trajectory",
+    "random_direction": "directions",
+    "read_attrs": "surface_io",
+    "read_chunk": "surface_io",
+    "read_surface": "surface_io",
+    "rescale_bn_inputs": "rescale",
+    "save_directions": "directions",
+    "write_attrs": "surface_io",
+    "write_chunk": "surface_io",
+}
+
+
+def __getattr__(name: str):
+    if name in _SOURCES:
+        return getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BN_MODES",

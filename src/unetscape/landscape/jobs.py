@@ -22,7 +22,7 @@ from .directions import directions_settings, load_directions, make_directions, p
 from .grid import SurfaceGrid
 from .interpolation import interpolation_curve
 from .surface import SurfaceEvaluator, evaluation_set
-from .surface_io import merge_chunks, read_attrs, write_attrs, write_chunk
+from .surface_io import merge_chunk_files, read_attrs, write_attrs, write_chunk
 from .trajectory import pca_plane, plane_extent
 
 Log = Callable[[str], None]
@@ -149,7 +149,8 @@ def surface_chunk(
     with SurfaceEvaluator(model, x, y, directions[:ndim], evaluation["bn"], evaluation["batch_size"]) as evaluator:
         values = evaluator.evaluate_points(points, grid, _progress(log, f"chunk {chunk + 1}/{chunks}"))
     attrs = {
-        **{k: v for k, v in plane.items() if k not in ("parameter_names", "parameter_shapes", "format")},
+        # grid_x/grid_y are rewritten by write_chunk from the grid itself
+        **{k: v for k, v in plane.items() if k not in ("parameter_names", "parameter_shapes", "format", "grid_x", "grid_y")},
         **checkpoint_attrs(path),
         "bn": evaluation["bn"],
         "eval_set": description,
@@ -162,15 +163,7 @@ def surface_chunk(
 
 
 def merge_surface(chunk_paths: list, out, log: Log = print) -> None:
-    """Gather chunk files into the surface file; attributes come from the first chunk."""
-    with h5py.File(chunk_paths[0], "r") as f:
-        attrs = read_attrs(f)
-        grid = SurfaceGrid(f.attrs["grid_x"], f.attrs["grid_y"] if "grid_y" in f.attrs else None)
-    attrs = {k: v for k, v in attrs.items() if k not in ("format", "chunk", "grid_x", "grid_y")}
-    surface = merge_chunks(chunk_paths, grid, out, attrs)
-    loss = surface["train_loss"]
-    log(f"merged {len(chunk_paths)} chunks: {np.isfinite(loss).sum()}/{loss.size} points, "
-        f"loss {np.nanmin(loss):.4f}..{np.nanmax(loss):.4f}")
+    merge_chunk_files(chunk_paths, out, log)
 
 
 def interpolation(
@@ -211,5 +204,18 @@ def line(checkpoint_dir, directions_path, dataset_path, out, settings: dict, eva
         surface_chunk(checkpoint_dir, directions_path, dataset_path, chunk_path, 0, 1, evaluation, noise,
                       device, ndim=1, grid_key={"x": settings["x"]}, log=log)
         merge_surface([chunk_path], out, log)
+    finally:
+        chunk_path.unlink(missing_ok=True)
+
+
+def trajectory(checkpoint_dir, dataset_path, directions_out, surface_out, settings: dict, evaluation: dict,
+               noise: float, device, log: Log = print) -> None:
+    """PCA plane of the training path and the surface on it, in one job (the plane's grid is
+    only known once the path is projected). The surface attributes carry the projected path."""
+    trajectory_plane(checkpoint_dir, directions_out, settings, log)
+    chunk_path = Path(str(surface_out) + ".chunk")
+    try:
+        surface_chunk(checkpoint_dir, directions_out, dataset_path, chunk_path, 0, 1, evaluation, noise, device, log=log)
+        merge_surface([chunk_path], surface_out, log)
     finally:
         chunk_path.unlink(missing_ok=True)

@@ -199,3 +199,15 @@ def _check_in_grid(index: np.ndarray, grid: SurfaceGrid, where: str) -> None:
         raise ValueError(
             f"{where}: point {tuple(index[np.argmax(bad)])} is outside the grid of shape {grid.shape}"
         )
+
+
+def merge_chunk_files(chunk_paths: Sequence[str | os.PathLike], out_path: str | os.PathLike, log=print) -> dict:
+    """Merge chunk files of one plane; the grid and attributes come from the first chunk."""
+    first = read_chunk(chunk_paths[0])
+    attrs = {k: v for k, v in first["attrs"].items() if k not in ("format", "chunk")}
+    surface = merge_chunks(chunk_paths, first["grid"], out_path, attrs)
+    loss = surface["train_loss"]
+    finite = np.isfinite(loss)
+    span = f"loss {loss[finite].min():.4f}..{loss[finite].max():.4f}" if finite.any() else "no finite values"
+    log(f"merged {len(chunk_paths)} chunk(s) into {out_path}: {int(finite.sum())}/{loss.size} points, {span}")
+    return surface

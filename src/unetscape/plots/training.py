@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..training_tables import parse_run_id, read_history
 from .style import arch_label, plt, save_figure
@@ -34,8 +35,10 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
     seeds = sorted({r["seed"] for r in runs})
     archs = list(study["archs"])
 
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 3.6), squeeze=False)
+    any_diverged = False
     for ax, arch in zip(axes[0], archs):
+        diverged_here = False
         for run, path in zip(runs, history_paths):
             if run["arch"] != arch:
                 continue
@@ -45,11 +48,14 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
             style = SEED_STYLES[seeds.index(run["seed"]) % len(SEED_STYLES)]
             ax.plot(epochs["epoch"], epochs["loss"], style, color=colours[condition], lw=1.4)
             if history["diverged"].any():
+                diverged_here = True
                 finite = epochs[np.isfinite(epochs["loss"])]
                 ax.plot(finite["epoch"].iloc[-1], finite["loss"].iloc[-1], "x", color="crimson", ms=9, mew=2)
         ax.set_title(arch_label(arch, study["archs"][arch]))
         ax.set_xlabel("epoch")
-    axes[0][0].set_ylabel("Dice loss (training set)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("Dice loss (training set)")
+        any_diverged = any_diverged or diverged_here
 
     handles = [plt.Line2D([], [], color=colours[c], lw=2, label=c) for c in conditions]
     if len(seeds) > 1:
@@ -57,7 +63,8 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
             plt.Line2D([], [], color="grey", ls=SEED_STYLES[i % len(SEED_STYLES)], label=f"seed {s}")
             for i, s in enumerate(seeds)
         ]
-    handles.append(plt.Line2D([], [], color="crimson", marker="x", ls="", mew=2, label="diverged (last finite)"))
+    if any_diverged:
+        handles.append(plt.Line2D([], [], color="crimson", marker="x", ls="", mew=2, label="diverged (last finite)"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle(study["title"])
     fig.tight_layout()

@@ -1,0 +1,27 @@
+"""Rule interpolate: the loss on the straight line from a run's initial to its final weights."""
+
+import torch
+
+from unetscape.device import resolve_device
+from unetscape.landscape.jobs import interpolation, list_checkpoints
+from unetscape.rule_entry import log, run_rule
+
+
+def main(smk):
+    torch.set_num_threads(smk.threads)
+    checkpoints = list_checkpoints(smk.input.checkpoints)
+    interpolation(
+        checkpoints[0][1],
+        checkpoints[-1][1],
+        smk.input.data,
+        smk.output[0],
+        smk.params.t,
+        smk.params.evaluation,
+        smk.params.noise,
+        resolve_device(smk.params.device),
+        log,
+    )
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)
