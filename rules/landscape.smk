@@ -23,7 +23,7 @@ rule surface_chunk:
         data=get_dataset(),
         code=code("landscape"),
     output:
-        f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5",
+        temp(f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5"),
     log:
         f"results/logs/surface_chunk/{RUN_LOG}/{{scatteritem}}.log",
     benchmark:

@@ -22,7 +22,7 @@ from .directions import directions_settings, load_directions, make_directions, p
 from .grid import SurfaceGrid
 from .interpolation import interpolation_curve
 from .surface import SurfaceEvaluator, evaluation_set
-from .surface_io import merge_chunk_files, read_attrs, write_attrs, write_chunk
+from .surface_io import merge_chunk_files, merge_chunks, read_attrs, write_attrs, write_chunk
 from .trajectory import pca_plane, plane_extent
 
 Log = Callable[[str], None]
@@ -212,6 +212,12 @@ def trajectory(checkpoint_dir, dataset_path, directions_out, surface_out, settin
                noise: float, device, log: Log = print) -> None:
     """PCA plane of the training path and the surface on it, in one job (the plane's grid is
     only known once the path is projected). The surface attributes carry the projected path."""
+    checkpoints = list_checkpoints(checkpoint_dir)
+    if len(checkpoints) < 3:
+        # A run that diverged within its first epochs: no plane to fit. Write the files with
+        # the reason, so the workflow and its figures go on (divergence is a result).
+        _no_trajectory(checkpoints, directions_out, surface_out, settings, log)
+        return
     trajectory_plane(checkpoint_dir, directions_out, settings, log)
     chunk_path = Path(str(surface_out) + ".chunk")
     try:
@@ -219,3 +225,16 @@ def trajectory(checkpoint_dir, dataset_path, directions_out, surface_out, settin
         merge_surface([chunk_path], surface_out, log)
     finally:
         chunk_path.unlink(missing_ok=True)
+
+
+def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log) -> None:
+    reason = f"only {len(checkpoints)} checkpoint(s) were saved before training stopped; a PCA plane needs 3"
+    model = load_checkpoint(checkpoints[-1][1])
+    zeros = [torch.zeros_like(p) for p in model.parameters()]
+    attrs = {"plane": "pca", "unavailable": reason, **checkpoint_attrs(checkpoints[-1][1]),
+             "path_epochs": [e for e, _ in checkpoints], "path_x": [0.0] * len(checkpoints),
+             "path_y": [0.0] * len(checkpoints), "explained_variance_ratio": [float("nan")] * 2}
+    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model))
+    grid = SurfaceGrid.from_config([-1, 1, settings["num"]], [-1, 1, settings["num"]])
+    merge_chunks([], grid, surface_out, attrs)
+    log(f"no trajectory: {reason}")

@@ -175,6 +175,13 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
 
     pca = _read(inputs.trajectory)
     attrs = pca["attrs"]
+    if "unavailable" in attrs:
+        fig, ax = plt.subplots(figsize=(5.4, 4.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no trajectory:\n{attrs['unavailable']}", ha="center", va="center", wrap=True)
+        ax.set_title(f"{run}: training path")
+        save_figure(fig, outputs.trajectory, outputs.trajectory_pdf)
+        return
     path = np.column_stack([attrs["path_x"], attrs["path_y"]])
     plot_trajectory(pca, path, attrs["path_epochs"], attrs["explained_variance_ratio"],
                     f"{run}: training path on its PCA plane", outputs.trajectory, outputs.trajectory_pdf,

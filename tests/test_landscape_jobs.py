@@ -1,0 +1,92 @@
+"""The landscape rules' file-to-file steps on a tiny trained run, including a diverged one."""
+
+import h5py
+import numpy as np
+import pytest
+
+from unetscape.data import Dataset, save_dataset
+from unetscape.landscape.jobs import interpolation, list_checkpoints, random_plane, surface_chunk, trajectory
+from unetscape.landscape.surface_io import merge_chunk_files, read_surface
+from unetscape.training import TrainSettings, train
+
+EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint"}
+PLANE = {"seed": 5, "norm": "filter", "ignore": "biasbn", "orthogonalize": False, "x": [-1, 1, 4], "y": [0, 1, 3]}
+TRAJECTORY = {"ignore": "biasbn", "num": 3, "margin": 0.2}
+
+
+def quiet(_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jobs")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+    masks = (rng.random((8, 16, 16)) > 0.6).astype(np.uint8)
+    save_dataset(Dataset(images, masks, [f"img{k}" for k in range(8)], {"source": "test"}), root / "data.npz")
+    runs = {}
+    for name, lr in (("ok", 0.05), ("diverged", 1e30)):
+        settings = TrainSettings(arch={"depth": 1, "base_width": 4, "norm": "batch"}, lr=lr, momentum=0.9,
+                                 noise=0.1, seed=1, epochs=3, batch_size=4)
+        result = train(images, masks, settings, root / name / "checkpoints", root / name / "history.csv", log=quiet)
+        runs[name] = (root / name / "checkpoints", result)
+    return root, runs
+
+
+def test_chunked_surface_equals_one_chunk(trained):
+    root, runs = trained
+    checkpoints = runs["ok"][0]
+    random_plane(checkpoints, root / "ok/directions.h5", PLANE, quiet)
+    for count in (1, 3):
+        paths = []
+        for k in range(count):
+            path = root / f"ok/chunk{count}_{k}.h5"
+            surface_chunk(checkpoints, root / "ok/directions.h5", root / "data.npz", path, k, count, EVALUATION, 0.1,
+                          "cpu", log=quiet)
+            paths.append(path)
+        merge_chunk_files(paths, root / f"ok/surface{count}.h5", quiet)
+    one, three = read_surface(root / "ok/surface1.h5"), read_surface(root / "ok/surface3.h5")
+    assert one["train_loss"].shape == (4, 3)
+    np.testing.assert_array_equal(one["train_loss"], three["train_loss"])
+    assert np.isfinite(one["train_loss"]).all()
+    # the surface records where it came from
+    attrs = one["attrs"]
+    assert attrs["checkpoint"].endswith("epoch_003.pt") and len(attrs["checkpoint_sha256"]) == 64
+    assert attrs["direction_seed"] == 5 and attrs["bn"] == "checkpoint"
+    assert attrs["eval_set"]["count"] == 6 and attrs["eval_set"]["noise_applied"]
+
+
+def test_interpolation_ends_match_the_checkpoints(trained):
+    root, runs = trained
+    checkpoints = list_checkpoints(runs["ok"][0])
+    out = root / "ok/interp.h5"
+    interpolation(checkpoints[0][1], checkpoints[-1][1], root / "data.npz", out, [0, 1, 3], EVALUATION, 0.1, "cpu",
+                  quiet)
+    # t = 1 is the final weights: the same loss as the centre of a surface through them
+    plane_out = root / "ok/directions_for_interp.h5"
+    path = root / "ok/centre.h5"
+    centre = {**PLANE, "x": [0, 0, 1], "y": [0, 0, 1]}
+    random_plane(runs["ok"][0], plane_out, centre, quiet)
+    surface_chunk(runs["ok"][0], plane_out, root / "data.npz", path, 0, 1, EVALUATION, 0.1, "cpu", log=quiet)
+    merge_chunk_files([path], root / "ok/centre_surface.h5", quiet)
+    with h5py.File(out, "r") as f:
+        loss_final = f["train_loss"][-1]
+    assert loss_final == pytest.approx(read_surface(root / "ok/centre_surface.h5")["train_loss"][0, 0], rel=1e-6)
+
+
+def test_trajectory_of_a_run_and_of_a_run_that_diverged_at_once(trained):
+    root, runs = trained
+    trajectory(runs["ok"][0], root / "data.npz", root / "ok/pca.h5", root / "ok/pca_surface.h5", TRAJECTORY,
+               EVALUATION, 0.1, "cpu", quiet)
+    surface = read_surface(root / "ok/pca_surface.h5")
+    assert surface["train_loss"].shape == (3, 3) and np.isfinite(surface["train_loss"]).all()
+    assert len(surface["attrs"]["path_x"]) == 4  # epochs 0..3
+
+    checkpoints, result = runs["diverged"]
+    assert result.diverged and len(list_checkpoints(checkpoints)) < 3
+    trajectory(checkpoints, root / "data.npz", root / "diverged/pca.h5", root / "diverged/pca_surface.h5",
+               TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
+    surface = read_surface(root / "diverged/pca_surface.h5")
+    assert "needs 3" in surface["attrs"]["unavailable"]
+    assert np.isnan(surface["train_loss"]).all()
