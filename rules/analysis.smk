@@ -7,6 +7,8 @@ rule training_table:
     log:
         "results/logs/training_table/{study}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     params:
         runs=get_study_runs,
     script:

@@ -1,4 +1,12 @@
+import sys
 from pathlib import Path
+
+# The workflow runs the package of its own checkout (see unetscape/source_tree.py).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from unetscape.source_tree import use_source_tree
+
+use_source_tree(Path(workflow.basedir) / "src")
 
 from unetscape.config import (
     ConfigError,
@@ -41,6 +49,7 @@ wildcard_constraints:
 # The package modules each rule runs. Declared as inputs, an edit to one of them re-runs
 # exactly the jobs that use it (Snakemake's code trigger only sees the script itself).
 PACKAGE = Path(workflow.basedir) / "src" / "unetscape"
+
 CODE = {
     "data": [
         "atomic.py",

@@ -7,6 +7,8 @@ rule prepare_dataset:
         "results/logs/prepare_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_dataset/{dataset}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
     params:
         data=config["data"],
     script:

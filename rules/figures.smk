@@ -14,6 +14,8 @@ rule training_figure:
     log:
         "results/logs/training_figure/{study}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     params:
         study=get_study_params,
     script:
@@ -55,6 +57,8 @@ rule run_figures:
     log:
         f"results/logs/run_figures/{RUN_LOG}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     params:
         run=get_run_id,
         levels=config["landscape"]["contour_levels"],
@@ -79,6 +83,8 @@ rule landscape_figure:
     log:
         "results/logs/landscape_figure/{study}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     params:
         study=get_study_params,
         levels=config["landscape"]["contour_levels"],
@@ -102,6 +108,8 @@ rule interpolation_figure:
     log:
         "results/logs/interpolation_figure/{study}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     params:
         study=get_study_params,
         pairs=get_study_pair_labels,

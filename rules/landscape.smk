@@ -10,6 +10,8 @@ rule directions:
         f"{LANDSCAPE_DIR}/random/directions.h5",
     log:
         f"results/logs/directions/{RUN_LOG}.log",
+    conda:
+        "../envs/unetscape.yaml"
     params:
         plane=config["landscape"]["plane"],
     script:
@@ -28,6 +30,8 @@ rule surface_chunk:
         f"results/logs/surface_chunk/{RUN_LOG}/{{scatteritem}}.log",
     benchmark:
         f"results/benchmarks/surface_chunk/{RUN_LOG}/{{scatteritem}}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -48,6 +52,8 @@ rule merge_surface:
     log:
         f"results/logs/merge_surface/{RUN_LOG}.log",
     localrule: True
+    conda:
+        "../envs/unetscape.yaml"
     script:
         "../scripts/merge_surface.py"
 
@@ -62,6 +68,8 @@ rule line_1d:
         f"{LANDSCAPE_DIR}/random/line.h5",
     log:
         f"results/logs/line_1d/{RUN_LOG}.log",
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -83,6 +91,8 @@ rule interpolate:
         f"{LANDSCAPE_DIR}/interpolation_init.h5",
     log:
         f"results/logs/interpolate/{RUN_LOG}.log",
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -105,6 +115,8 @@ rule interpolate_seeds:
         "results/landscape/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}/interpolation.h5",
     log:
         "results/logs/interpolate_seeds/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}.log",
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -129,6 +141,8 @@ rule trajectory:
         f"results/logs/trajectory/{RUN_LOG}.log",
     benchmark:
         f"results/benchmarks/trajectory/{RUN_LOG}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,

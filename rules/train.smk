@@ -9,6 +9,8 @@ rule train:
         f"results/logs/train/{RUN_LOG}.log",
     benchmark:
         f"results/benchmarks/train/{RUN_LOG}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         gpu=1 if config["device"] != "cpu" else 0,
