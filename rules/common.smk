@@ -85,10 +85,30 @@ CODE = {
     ],
     "tables": ["training_tables.py"],
     "figures": ["training_tables.py", "plots/style.py", "plots/training.py"],
+    "hessian": [
+        "atomic.py",
+        "data/store.py",
+        "models.py",
+        "losses.py",
+        "evaluation.py",
+        "device.py",
+        "curvature.py",
+        "landscape/surface.py",
+        "landscape/jobs.py",
+    ],
+    "metrics": [
+        "atomic.py",
+        "training_tables.py",
+        "landscape/surface_io.py",
+        "landscape_metrics.py",
+        "statistics.py",
+        "landscape_tables.py",
+    ],
     "merge": ["atomic.py", "landscape/grid.py", "landscape/surface_io.py"],
     "landscape_figures": [
         "plots/style.py",
         "plots/landscape.py",
+        "plots/metrics.py",
         "landscape/surface_io.py",
     ],
 }
@@ -162,6 +182,26 @@ def get_study_pair_labels(wildcards):
     return [f"{run.id} -> seed{b}" for run, b in seed_pairs(wildcards.study)]
 
 
+def get_study_lines(wildcards):
+    return [
+        run_landscape(run, "random/line.h5")
+        for run in study_runs(config, wildcards.study)
+    ]
+
+
+def get_study_hessians(wildcards):
+    return [
+        run_landscape(run, "hessian.json")
+        for run in study_runs(config, wildcards.study)
+    ]
+
+
+def get_scale_invariance_checkpoints(wildcards):
+    return [
+        f"results/runs/{run}/checkpoints" for run in config["scale_invariance"]["runs"]
+    ]
+
+
 def get_study_histories(wildcards):
     return [run_path(run, "history.csv") for run in study_runs(config, wildcards.study)]
 
@@ -189,7 +229,10 @@ def get_final_outputs():
             f"results/figures/{study}.pdf",
             f"results/figures/{study}_landscape.png",
             f"results/figures/{study}_interpolation.png",
+            f"results/figures/{study}_metrics.png",
+            f"results/tables/conditions_{study}.csv",
         ]
+    outputs.append("results/figures/scale_invariance.png")
     for run in all_runs(config):
         outputs += [
             f"results/figures/landscape/{run.id}/{name}.png"

@@ -116,3 +116,50 @@ rule interpolation_figure:
         log_scale=config["landscape"]["line"]["log_scale"],
     script:
         "../scripts/interpolation_figure.py"
+
+
+rule metrics_figure:
+    input:
+        runs="results/tables/landscape_{study}.csv",
+        conditions="results/tables/conditions_{study}.csv",
+        code=code("landscape_figures"),
+    output:
+        png=report(
+            "results/figures/{study}_metrics.png",
+            category="Numbers per study",
+            subcategory="{study}",
+            caption="../report/metrics_figure.rst",
+            labels={"study": "{study}", "figure": "metrics"},
+        ),
+        pdf="results/figures/{study}_metrics.pdf",
+    log:
+        "results/logs/metrics_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/metrics_figure.py"
+
+
+rule scale_invariance_figure:
+    input:
+        "results/landscape/scale_invariance.h5",
+        code=code("landscape_figures"),
+    output:
+        png=report(
+            "results/figures/scale_invariance.png",
+            category="Numbers per study",
+            subcategory="scale invariance",
+            caption="../report/scale_invariance.rst",
+            labels={"figure": "scale invariance"},
+        ),
+        pdf="results/figures/scale_invariance.pdf",
+    log:
+        "results/logs/scale_invariance_figure.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    script:
+        "../scripts/scale_invariance_figure.py"

@@ -153,3 +153,52 @@ rule trajectory:
         device=config["device"],
     script:
         "../scripts/trajectory.py"
+
+
+rule hessian:
+    input:
+        checkpoints=f"{RUN_DIR}/checkpoints",
+        data=get_dataset(),
+        code=code("hessian"),
+    output:
+        f"{LANDSCAPE_DIR}/hessian.json",
+    log:
+        f"results/logs/hessian/{RUN_LOG}.log",
+    benchmark:
+        f"results/benchmarks/hessian/{RUN_LOG}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
+    params:
+        curvature=config["curvature"],
+        evaluation=config["landscape"]["evaluation"],
+        noise=get_run_noise,
+        device=config["device"],
+    script:
+        "../scripts/hessian.py"
+
+
+rule scale_invariance:
+    input:
+        checkpoints=get_scale_invariance_checkpoints,
+        data=get_dataset(),
+        code=code("landscape"),
+    output:
+        "results/landscape/scale_invariance.h5",
+    log:
+        "results/logs/scale_invariance.log",
+    conda:
+        "../envs/unetscape.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
+    params:
+        runs=config["scale_invariance"]["runs"],
+        settings=config["scale_invariance"],
+        plane=config["landscape"]["plane"],
+        evaluation=config["landscape"]["evaluation"],
+        device=config["device"],
+    script:
+        "../scripts/scale_invariance.py"

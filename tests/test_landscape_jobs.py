@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from unetscape.data import Dataset, save_dataset
-from unetscape.landscape.jobs import interpolation, list_checkpoints, random_plane, surface_chunk, trajectory
+from unetscape.landscape.jobs import (
+    interpolation,
+    list_checkpoints,
+    random_plane,
+    scale_invariance,
+    surface_chunk,
+    trajectory,
+)
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
 from unetscape.training import TrainSettings, train
 
@@ -90,3 +97,21 @@ def test_trajectory_of_a_run_and_of_a_run_that_diverged_at_once(trained):
     surface = read_surface(root / "diverged/pca_surface.h5")
     assert "needs 3" in surface["attrs"]["unavailable"]
     assert np.isnan(surface["train_loss"]).all()
+
+
+def test_scale_invariance_curves(trained):
+    """Batch norm: filter-normalised curves do not move with the rescaling, raw ones do."""
+    root, runs = trained
+    out = root / "scale.h5"
+    settings = {"factors": [0.5, 2.0], "x": [-1, 1, 5]}
+    plane = {"seed": 3, "ignore": "biasbn"}
+    evaluation = {**EVALUATION, "subset": None}
+    scale_invariance(["ok"], [runs["ok"][0]], root / "data.npz", out, settings, plane, evaluation, "cpu", quiet)
+    with h5py.File(out, "r") as f:
+        loss = f["train_loss"][()]
+    raw, filtered = loss[0, 0], loss[0, 1]  # [factor, x]
+    centre = 2
+    # the same function at the trained point, whatever the factor (up to BN's eps)
+    np.testing.assert_allclose(raw[:, centre], raw[0, centre], rtol=1e-4)
+    np.testing.assert_allclose(filtered, np.broadcast_to(filtered[0], filtered.shape), rtol=1e-4)
+    assert np.abs(raw[1] - raw[0]).max() > 10 * np.abs(filtered[1] - filtered[0]).max()

@@ -1,5 +1,7 @@
 """The smoke workflow end to end, and what Snakemake re-runs after a change."""
 
+import json
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -52,6 +54,29 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
             assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
     for name in ("surface", "lines", "trajectory"):
         assert (workdir / f"results/figures/landscape/improved/sgd/noise0/seed0/{name}.png").exists()
+
+
+def test_smoke_workflow_produces_numbers_and_report(smoke_run):
+    workdir, config_path = smoke_run
+    smoke = load_smoke()
+    hessian = json.loads((workdir / "results/landscape/improved/sgd/noise0/seed0/hessian.json").read_text())
+    assert len(hessian["top_eigenvalues"]) == smoke["curvature"]["top_k"]
+    assert hessian["top_eigenvalues"] == sorted(hessian["top_eigenvalues"], reverse=True)
+    assert hessian["checkpoint"].endswith("epoch_002.pt")
+    for study, spec in smoke["studies"].items():
+        runs = pd.read_csv(workdir / f"results/tables/landscape_{study}.csv")
+        assert len(runs) == len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"]) * len(spec["seeds"])
+        assert runs["roughness"].notna().all() and runs["top_eigenvalue"].notna().all()
+        conditions = pd.read_csv(workdir / f"results/tables/conditions_{study}.csv")
+        assert conditions["n"].sum() == len(runs)
+        assert (workdir / f"results/figures/{study}_metrics.png").stat().st_size > 1000
+    assert (workdir / "results/figures/scale_invariance.png").stat().st_size > 1000
+    skips = pd.read_csv(workdir / "results/tables/landscape_skips.csv")
+    assert set(skips["skip"]) == {"concat", "add", "none"}
+
+    snakemake(workdir, "--configfile", str(config_path), "--report", "results/report.html")
+    report = (workdir / "results/report.html").read_text(errors="replace")
+    assert "scale_invariance" in report and "conditions_seeds.csv" in report
 
 
 def test_rerun_plans(smoke_run):

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config", "src", "report", "profiles"]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config", "src", "report", "profiles", "envs"]
 
 
 def copy_workflow(dest: Path) -> Path:

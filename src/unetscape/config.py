@@ -111,6 +111,10 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                         f"config key studies.{study}.{key}: {name!r} is not defined under '{section}' "
                         f"(defined: {', '.join(config[section])})"
                     )
+    runs = {run.id for run in all_runs(config)}
+    for run_id in config["scale_invariance"]["runs"]:
+        if run_id not in runs:
+            raise ConfigError(f"config key scale_invariance.runs: {run_id!r} is not a run of any study")
     if config["data"]["source"] == "isic":
         for key in ("images_dir", "masks_dir"):
             if not config["data"].get(key):

@@ -4,6 +4,8 @@ modules they import."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import time
@@ -238,3 +240,71 @@ def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log
     grid = SurfaceGrid.from_config([-1, 1, settings["num"]], [-1, 1, settings["num"]])
     merge_chunks([], grid, surface_out, attrs)
     log(f"no trajectory: {reason}")
+
+
+def hessian(checkpoint_dir, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
+            log: Log = print) -> None:
+    """Curvature of the whole-set Dice loss at the final weights, as JSON (NaN written as null)."""
+    from ..curvature import curvature_summary
+
+    path = final_checkpoint(checkpoint_dir)
+    model = load_checkpoint(path, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    curvature = {
+        "k": settings["top_k"],
+        "tol": settings["tol"],
+        "max_iter": settings["max_iter"],
+        "trace_samples": settings["trace_samples"],
+        "seed": settings["seed"],
+        "batch_size": evaluation["batch_size"],
+    }
+    summary = curvature_summary(model, x, y, curvature, log=log)
+    summary.update(checkpoint_attrs(path), eval_set=description, device=str(device), unetscape_version=__version__)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def _json_safe(value):
+    """Strict JSON: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def scale_invariance(runs: list[str], checkpoint_dirs: list, dataset_path, out, settings: dict, plane: dict,
+                     evaluation: dict, device, log: Log = print) -> None:
+    """1-D curves of each run's final weights rescaled by each factor, along a raw (norm none)
+    and a filter-normalised direction drawn with the plane's seed.
+
+    Stored as loss[run, direction norm, factor, x]; factor 1 (the trained weights) comes first.
+    """
+    from .rescale import rescale_block_convs
+
+    factors = [1.0] + [float(f) for f in settings["factors"]]
+    norms = ["none", "filter"]
+    grid = SurfaceGrid.from_config(settings["x"])
+    loss = np.full((len(runs), len(norms), len(factors), len(grid.x)), np.nan)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, 0.0, device)
+    checkpoints = []
+    for r, (run, checkpoint_dir) in enumerate(zip(runs, checkpoint_dirs, strict=True)):
+        path = final_checkpoint(checkpoint_dir)
+        checkpoints.append(str(path))
+        base = load_checkpoint(path, device)
+        for f, factor in enumerate(factors):
+            model = rescale_block_convs(base, factor) if factor != 1.0 else base
+            for n, norm in enumerate(norms):
+                direction = make_directions(model, plane["seed"], norm, plane["ignore"], ndim=1)
+                with SurfaceEvaluator(model, x, y, direction, evaluation["bn"], evaluation["batch_size"]) as ev:
+                    loss[r, n, f] = ev.evaluate_points(grid.points(), grid)["loss"]
+            log(f"{run} x{factor:g}: loss at 0 = {loss[r, 0, f, np.argmin(np.abs(grid.x))]:.5f}")
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("xcoordinates", data=grid.x)
+        f.create_dataset("train_loss", data=loss)
+        write_attrs(f, {"runs": runs, "checkpoints": checkpoints, "norms": norms, "factors": factors,
+                        "direction_seed": plane["seed"], "direction_ignore": plane["ignore"], "bn": evaluation["bn"],
+                        "eval_set": description, "layout": "train_loss[run, norm, factor, x]",
+                        "unetscape_version": __version__})

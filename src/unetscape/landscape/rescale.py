@@ -57,3 +57,24 @@ def rescale_bn_inputs(model: nn.Module, factor: float) -> nn.Module:
             bn.running_mean.mul_(factor)
             bn.running_var.mul_(factor**2)
     return model
+
+
+@torch.no_grad()
+def rescale_block_convs(model: nn.Module, factor: float) -> nn.Module:
+    """Rescale the convolutions inside the U-Net's conv blocks by `factor`.
+
+    With batch norm these are exactly the convs that feed a BN (`rescale_bn_inputs`, a
+    symmetry); without it the same weights are rescaled, which changes the function. The pair
+    makes the poster's point measurable: only the batch-norm network is scale invariant.
+    """
+    if conv_bn_pairs(model):
+        return rescale_bn_inputs(model, factor)
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor!r}")
+    from ..models import ConvBlock
+
+    model = copy.deepcopy(model)
+    for block in (m for m in model.modules() if isinstance(m, ConvBlock)):
+        for conv in (m for m in block if isinstance(m, _CONVS)):
+            conv.weight.mul_(factor)
+    return model

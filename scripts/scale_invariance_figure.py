@@ -1,0 +1,12 @@
+"""Rule scale_invariance_figure: the batch-norm scale symmetry made visible."""
+
+from unetscape.plots.metrics import plot_scale_invariance
+from unetscape.rule_entry import run_rule
+
+
+def main(smk):
+    plot_scale_invariance(smk.input[0], smk.output.png, smk.output.pdf)
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)

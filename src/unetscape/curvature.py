@@ -1,0 +1,607 @@
+"""Curvature of the whole-set Dice loss: Hessian-vector products, extreme eigenvalues, trace.
+
+The loss is the one the surfaces plot: the model in eval mode (batch norm uses its running
+statistics) and L(theta) = mean over ALL evaluation images of the per-image soft Dice loss.
+It is summed batch by batch and divided by the image count once, so L, its gradient and every
+Hessian-vector product do not depend on the batch size.
+
+Solvers only need an object with `hvp(v)` and `dim` (`LossHessian` is one):
+    top_eigenvalues     Lanczos with full reorthogonalisation (extreme eigenvalues)
+    lambda_min          the most negative end of the spectrum, same Lanczos
+    hutchinson_trace    tr(H) = E[z^T H z] over Rademacher z (Hutchinson 1989)
+    eigenvalue_density  stochastic Lanczos quadrature (Ghorbani et al. 2019, PyHessian)
+and `curvature_summary` runs them for one checkpoint and returns a JSON-ready dict, with the
+non-convexity ratio |lambda_min / lambda_max| that Li et al. (2018) map over their surfaces.
+
+Vectors are flat float64 tensors on the model's device, whatever the model's dtype: the
+Lanczos recurrence and reorthogonalisation lose accuracy fast in float32. Random vectors are
+drawn on the CPU from a seeded torch.Generator and then moved, so a seed gives the same start
+vectors on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import soft_dice_loss_per_image
+
+ORDERS = ("algebraic", "magnitude")
+CURVATURE_DEFAULTS = {
+    "k": 3,  # top eigenvalues to report
+    "tol": 1e-4,  # Lanczos: Ritz residual <= tol * |lambda_max|
+    "max_iter": 100,  # Lanczos steps (= Hessian-vector products) at most
+    "which": "algebraic",  # order of "top": largest algebraic value or largest magnitude
+    "trace_samples": 100,  # Hutchinson Rademacher vectors
+    "seed": 0,
+    "batch_size": 64,
+    "density_vectors": 0,  # stochastic Lanczos quadrature start vectors; 0 skips the density
+    "density_steps": 30,  # Lanczos steps per density vector
+    "density_points": 256,  # grid points of the density curve
+    "log_every": 10,  # one progress line per this many Lanczos steps / trace samples
+}
+
+
+class LossHessian:
+    """The Hessian of a scalar loss with respect to a list of parameters, as an operator.
+
+    `LossHessian(model, x, y)` is the whole-set Dice loss of `model` on images `x` and masks `y`
+    with respect to its learnable parameters (default: every `requires_grad` parameter in
+    `named_parameters()` order; pass `params` to restrict). `LossHessian.from_function(params,
+    fn)` wraps any loss `fn()` of `params`. The model's parameters, buffers and train/eval mode
+    are left exactly as they were; `.grad` is never written.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int = 64,
+        params: Sequence[torch.Tensor] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(
+                f"need as many masks as images (and at least one), got {x.shape[0]} and {y.shape[0]}"
+            )
+        if params is None:
+            params = [p for _, p in model.named_parameters() if p.requires_grad]
+        self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+        self._setup(list(params), count=x.shape[0])
+
+    @classmethod
+    def from_function(cls, params: Sequence[torch.Tensor], fn: Callable[[], torch.Tensor]) -> "LossHessian":
+        """The Hessian of `fn()` (a scalar computed from `params`) with respect to `params`."""
+        self = cls.__new__(cls)
+        self.model, self.fn = None, fn
+        self._setup(list(params), count=1)
+        return self
+
+    def _setup(self, params: list[torch.Tensor], count: int) -> None:
+        if not params:
+            raise ValueError("no parameters to differentiate with respect to")
+        self.params = params
+        self.count = count
+        self.device = params[0].device
+        self.dtype = torch.float64  # of the flat vectors; the model keeps its own dtype
+        self.dim = sum(p.numel() for p in params)
+        self.hvp_calls = 0
+
+    def _batch_losses(self) -> Iterator[torch.Tensor]:
+        """Scalars whose sum, divided by `self.count`, is the loss: one per batch."""
+        if self.model is None:
+            yield self.fn()
+            return
+        was_training = self.model.training
+        self.model.eval()  # batch norm with running statistics, as on the surfaces
+        try:
+            dtype = self.params[0].dtype
+            for start in range(0, self.count, self.batch_size):
+                # Moved per batch so a large evaluation set can stay on the CPU.
+                xb = self.x[start : start + self.batch_size].to(self.device, dtype)
+                yb = self.y[start : start + self.batch_size].to(self.device, dtype)
+                yield soft_dice_loss_per_image(self.model(xb), yb).sum()
+        finally:
+            self.model.train(was_training)
+
+    def _flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([t.reshape(-1).to(self.dtype) for t in tensors])
+
+    def _grads(self, output: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, ...]:
+        # materialize_grads: a parameter the loss does not reach has zero gradient, not None.
+        return torch.autograd.grad(
+            output, self.params, create_graph=create_graph, allow_unused=True, materialize_grads=True
+        )
+
+    def loss(self) -> float:
+        with torch.no_grad():
+            total = sum(batch.to(torch.float64) for batch in self._batch_losses())
+        return float(total) / self.count
+
+    def gradient(self) -> torch.Tensor:
+        total = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for batch in self._batch_losses():
+            total += self._flat(self._grads(batch))
+        return total / self.count
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """H v by double backprop: the gradient of <grad L, v>, accumulated over batches."""
+        if v.shape != (self.dim,):
+            raise ValueError(f"vector of shape {tuple(v.shape)}, expected ({self.dim},)")
+        pieces = [
+            chunk.view_as(p).to(p.dtype)
+            for chunk, p in zip(v.to(self.device).split([p.numel() for p in self.params]), self.params)
+        ]
+        total = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for batch in self._batch_losses():
+            grads = self._grads(batch, create_graph=True)
+            dot = sum((g * piece).sum() for g, piece in zip(grads, pieces))
+            if dot.requires_grad:  # otherwise the loss is at most linear: H v = 0
+                total += self._flat(self._grads(dot))
+        self.hvp_calls += 1
+        return total / self.count
+
+
+def _random_vector(dim: int, generator: torch.Generator, device, kind: str = "gaussian") -> torch.Tensor:
+    if kind == "rademacher":
+        v = torch.randint(0, 2, (dim,), generator=generator, dtype=torch.int8).to(torch.float64) * 2 - 1
+    else:
+        v = torch.randn(dim, generator=generator, dtype=torch.float64)
+    return v.to(device)
+
+
+def _tridiagonal(alphas: list[float], betas: list[float]) -> np.ndarray:
+    m = len(alphas)
+    return np.diag(alphas) + np.diag(betas[: m - 1], 1) + np.diag(betas[: m - 1], -1)
+
+
+class _Lanczos:
+    """Symmetric Lanczos with full reorthogonalisation, one step at a time.
+
+    Keeps every basis vector (m x dim float64, grown by doubling) and orthogonalises each new
+    vector against all of them twice ("twice is enough", Parlett): without that, converged
+    eigenvalues reappear as spurious copies. When the Krylov space becomes invariant (beta ~ 0)
+    it restarts from a fresh random vector orthogonal to the basis, with a zero coupling, so
+    eigenvalues outside the first invariant subspace can still be found.
+    """
+
+    def __init__(self, operator, start: torch.Tensor, generator: torch.Generator, max_steps: int):
+        self.operator, self.generator = operator, generator
+        self.dim, self.device = operator.dim, start.device
+        # Grown on demand up to max_steps rows: the basis is the memory cost (8 bytes x dim x steps).
+        self.max_steps = min(max_steps, self.dim)
+        self.basis = torch.empty(min(16, self.max_steps), self.dim, dtype=torch.float64, device=self.device)
+        self.alphas: list[float] = []
+        self.betas: list[float] = []  # betas[j] couples basis[j] and basis[j + 1]
+        self.next = start / start.norm()
+        self.last_beta = 0.0  # the coupling to the vector after the last one: the residual scale
+
+    @property
+    def steps(self) -> int:
+        return len(self.alphas)
+
+    def _orthogonalise(self, w: torch.Tensor, m: int) -> torch.Tensor:
+        Q = self.basis[:m]
+        for _ in range(2):
+            w = w - Q.T @ (Q @ w)
+        return w
+
+    def step(self) -> None:
+        j = self.steps
+        if j == self.max_steps:
+            raise RuntimeError(f"Lanczos already took its {self.max_steps} steps")
+        if j == self.basis.shape[0]:
+            grown = torch.empty(min(2 * j, self.max_steps), self.dim, dtype=torch.float64, device=self.device)
+            grown[:j] = self.basis
+            self.basis = grown
+        q = self.next
+        self.basis[j] = q
+        w = self.operator.hvp(q).to(torch.float64)
+        alpha = float(w @ q)
+        w = self._orthogonalise(w, j + 1)
+        beta = float(w.norm())
+        self.alphas.append(alpha)
+        self.last_beta = beta
+        if j + 1 == self.dim:
+            self.next = None  # the basis spans the space: T is similar to H
+            return
+        scale = max(abs(a) for a in self.alphas) + max(self.betas, default=0.0)
+        if beta <= 1e-10 * max(scale, 1e-300):
+            # Invariant subspace: the Ritz values so far are exact; carry on in its complement.
+            w = self._orthogonalise(_random_vector(self.dim, self.generator, self.device), j + 1)
+            self.betas.append(0.0)
+            self.last_beta = 0.0
+            self.next = w / w.norm()
+        else:
+            self.betas.append(beta)
+            self.next = w / beta
+
+    @property
+    def exhausted(self) -> bool:
+        return self.next is None
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ritz values (ascending), eigenvectors of T, and residual norms ||H y - theta y||."""
+        theta, S = np.linalg.eigh(_tridiagonal(self.alphas, self.betas))
+        residuals = self.last_beta * np.abs(S[-1, :])
+        return theta, S, residuals
+
+    def ritz_vectors(self, S: np.ndarray) -> torch.Tensor:
+        """Ritz vectors (rows) for eigenvector columns S of T."""
+        m = self.steps
+        return torch.from_numpy(np.ascontiguousarray(S.T)).to(self.device) @ self.basis[:m]
+
+
+def _wanted(theta: np.ndarray, k_top: int, k_bottom: int, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ascending `theta`: the top k_top (by `which`), then the bottom k_bottom."""
+    if which == "magnitude":
+        top = np.argsort(-np.abs(theta), kind="stable")[:k_top]
+    else:
+        top = np.arange(len(theta))[::-1][:k_top]
+    return top, np.arange(len(theta))[:k_bottom]
+
+
+def lanczos_extremes(
+    hessian,
+    k_top: int = 3,
+    k_bottom: int = 0,
+    which: str = "algebraic",
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+    scale: float | None = None,
+    log: Callable[[str], None] | None = None,
+    log_every: int = 10,
+) -> dict:
+    """The k_top largest and k_bottom smallest eigenpairs of `hessian` from one Lanczos run.
+
+    Convergence: every wanted Ritz pair (theta, y) has residual ||H y - theta y|| <= tol * s,
+    with s = `scale` if given, else the largest Ritz magnitude (an estimate of ||H|| =
+    |lambda_max|). For a symmetric H some eigenvalue then lies within tol * s of theta (and
+    within residual^2 / gap when the eigenvalue is isolated), so the tolerance is relative to
+    the spectral norm: eigenvalues near zero are not chased to a relative accuracy they cannot
+    have. Like every Krylov method it can, in principle, stop before an eigenvalue whose
+    eigenvector is nearly orthogonal to the random start has appeared; the seeded Gaussian
+    start makes that vanishingly unlikely. It stops after `max_iter` steps (at most `dim`)
+    either way; `converged` says which.
+
+    Returns {"top": values, "top_vectors", "bottom", "bottom_vectors", "top_residuals",
+    "bottom_residuals", "largest", "steps", "hvp_calls", "converged", "tol", "scale"}; values
+    are float lists (top: largest first by `which`; bottom: smallest first), vectors float64
+    (n, dim); "largest" is the largest Ritz value, lambda_max whichever order was asked for.
+    """
+    if which not in ORDERS:
+        raise ValueError(f"which must be one of {ORDERS}, got {which!r}")
+    if k_top < 0 or k_bottom < 0 or k_top + k_bottom == 0:
+        raise ValueError(f"ask for at least one eigenvalue, got k_top={k_top}, k_bottom={k_bottom}")
+    if k_top + k_bottom > hessian.dim:
+        raise ValueError(f"{k_top + k_bottom} eigenvalues asked of a {hessian.dim}-dimensional Hessian")
+    if not tol > 0 or max_iter < 1:
+        raise ValueError(f"need tol > 0 and max_iter >= 1, got {tol!r} and {max_iter!r}")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = getattr(hessian, "device", "cpu")
+    lanczos = _Lanczos(hessian, _random_vector(hessian.dim, generator, device), generator, max_iter)
+    calls_before = getattr(hessian, "hvp_calls", 0)
+    converged = False
+    for _ in range(lanczos.max_steps):
+        lanczos.step()
+        theta, S, residuals = lanczos.ritz()
+        top, bottom = _wanted(theta, k_top, k_bottom, which)
+        s = scale if scale is not None else float(np.abs(theta).max())
+        wanted = np.concatenate([top, bottom])
+        enough = len(top) == k_top and len(bottom) == k_bottom
+        converged = lanczos.exhausted or (enough and bool(np.all(residuals[wanted] <= tol * s)))
+        if log is not None and (lanczos.steps % log_every == 0 or converged):
+            worst = float(residuals[wanted].max() / s) if s > 0 else 0.0
+            log(
+                f"lanczos step {lanczos.steps}: top {np.round(theta[top], 6).tolist()}, "
+                f"bottom {np.round(theta[bottom], 6).tolist()}, worst residual/scale {worst:.2e}"
+            )
+        if converged:
+            break
+    if not converged and log is not None:
+        log(f"lanczos: not converged to tol {tol:g} after {lanczos.steps} steps; reporting the Ritz values")
+    return {
+        "top": theta[top].tolist(),
+        "top_vectors": lanczos.ritz_vectors(S[:, top]),
+        "top_residuals": residuals[top].tolist(),
+        "bottom": theta[bottom].tolist(),
+        "bottom_vectors": lanczos.ritz_vectors(S[:, bottom]),
+        "bottom_residuals": residuals[bottom].tolist(),
+        "largest": float(theta[-1]),
+        "steps": lanczos.steps,
+        "hvp_calls": getattr(hessian, "hvp_calls", lanczos.steps) - calls_before,
+        "converged": converged,
+        "tol": tol,
+        "scale": s,
+    }
+
+
+def top_eigenvalues(
+    hessian,
+    k: int = 3,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+    which: str = "algebraic",
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[float], torch.Tensor, dict]:
+    """The k largest eigenvalues (largest first), their unit eigenvectors (k, dim), and info.
+
+    which="algebraic" (default) orders by value: at a trained minimum H is nearly positive
+    semi-definite and the reference's lambda_max is the largest positive curvature, so a large
+    negative eigenvalue must not displace it (it is reported by `lambda_min`). which=
+    "magnitude" orders by |value|, the convention of power iteration. See `lanczos_extremes`
+    for the convergence criterion.
+    """
+    result = lanczos_extremes(hessian, k_top=k, which=which, tol=tol, max_iter=max_iter, seed=seed, log=log)
+    return result["top"], result["top_vectors"], _info(result)
+
+
+def lambda_min(
+    hessian,
+    lambda_max: float | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[float, torch.Tensor, dict]:
+    """The smallest (most negative) eigenvalue, its eigenvector, and info.
+
+    The bottom of a Hessian spectrum at a minimum sits in the bulk near zero, where Lanczos
+    converges slowly; the tolerance is therefore relative to |lambda_max| (pass it, e.g. from
+    `top_eigenvalues`), which is the accuracy the ratio lambda_min / lambda_max needs.
+    """
+    scale = None if lambda_max is None else abs(lambda_max)
+    result = lanczos_extremes(
+        hessian, k_top=0, k_bottom=1, tol=tol, max_iter=max_iter, seed=seed, scale=scale, log=log
+    )
+    return result["bottom"][0], result["bottom_vectors"][0], _info(result)
+
+
+def _info(result: dict) -> dict:
+    return {key: result[key] for key in ("steps", "hvp_calls", "converged", "tol", "scale")} | {
+        "residuals": result["top_residuals"] + result["bottom_residuals"]
+    }
+
+
+def nonconvexity(lambda_min: float, lambda_max: float) -> float:
+    """Li et al.'s |lambda_min / lambda_max|, with lambda_min the most negative eigenvalue.
+
+    A positive semi-definite Hessian has no negative eigenvalue, hence ratio 0 (convex);
+    NaN where lambda_max <= 0, for which the ratio means nothing.
+    """
+    if not lambda_max > 0:
+        return math.nan
+    return abs(min(lambda_min, 0.0) / lambda_max)
+
+
+def hutchinson_trace(
+    hessian,
+    samples: int = 100,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    log_every: int = 10,
+) -> tuple[float, float]:
+    """tr(H) ~ mean of z^T H z over Rademacher vectors z, and the standard error of that mean.
+
+    Rademacher (not Gaussian) z: the variance is 2 sum_{i != j} H_ij^2, without the diagonal
+    term of the Gaussian estimator (Hutchinson 1989; Avron & Toledo 2011).
+    """
+    if samples < 2:
+        raise ValueError(f"need at least 2 samples for a standard error, got {samples!r}")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = getattr(hessian, "device", "cpu")
+    values = []
+    for i in range(samples):
+        z = _random_vector(hessian.dim, generator, device, kind="rademacher")
+        values.append(float(z @ hessian.hvp(z).to(torch.float64)))
+        if log is not None and ((i + 1) % log_every == 0 or i + 1 == samples) and i > 0:
+            log(f"hutchinson sample {i + 1}/{samples}: trace {np.mean(values):.6g} +- {_se(values):.2g}")
+    return float(np.mean(values)), _se(values)
+
+
+def _se(values: list[float]) -> float:
+    return float(np.std(values, ddof=1) / math.sqrt(len(values)))
+
+
+def eigenvalue_density(
+    hessian,
+    n_vectors: int = 1,
+    n_steps: int = 30,
+    seed: int = 0,
+    grid: np.ndarray | None = None,
+    sigma: float | None = None,
+    points: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Spectral density of H by stochastic Lanczos quadrature with Gaussian broadening.
+
+    For each Gaussian start vector, n_steps Lanczos steps give nodes theta_j (the Ritz values)
+    and weights tau_j (squared first components of T's eigenvectors): a quadrature for
+    v^T f(H) v / |v|^2. The density is the average over vectors of sum_j tau_j N(t; theta_j,
+    sigma^2) (Ghorbani et al. 2019; PyHessian), normalised to integrate to 1 over the real line.
+    sigma defaults to 1% of the node range; the grid to `points` points spanning the nodes
+    plus 5 sigma on each side. Returns {"grid", "density", "nodes", "weights", "sigma"}
+    (lists; nodes and weights one list per vector).
+    """
+    if n_vectors < 1 or n_steps < 1:
+        raise ValueError(f"need n_vectors >= 1 and n_steps >= 1, got {n_vectors!r} and {n_steps!r}")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = getattr(hessian, "device", "cpu")
+    nodes, weights = [], []
+    for i in range(n_vectors):
+        lanczos = _Lanczos(hessian, _random_vector(hessian.dim, generator, device), generator, n_steps)
+        for _ in range(lanczos.max_steps):
+            lanczos.step()
+        theta, S, _ = lanczos.ritz()
+        nodes.append(theta)
+        weights.append(S[0, :] ** 2)
+        if log is not None:
+            log(
+                f"density vector {i + 1}/{n_vectors}: {lanczos.steps} lanczos steps, "
+                f"nodes in [{theta[0]:.4g}, {theta[-1]:.4g}]"
+            )
+    all_nodes = np.concatenate(nodes)
+    if sigma is None:
+        span = float(all_nodes.max() - all_nodes.min())
+        sigma = 0.01 * span if span > 0 else max(1e-3 * abs(float(all_nodes[0])), 1e-12)
+    if grid is None:
+        grid = np.linspace(all_nodes.min() - 5 * sigma, all_nodes.max() + 5 * sigma, points)
+    grid = np.asarray(grid, dtype=np.float64)
+    density = np.zeros_like(grid)
+    for theta, tau in zip(nodes, weights):
+        gauss = np.exp(-0.5 * ((grid[:, None] - theta[None, :]) / sigma) ** 2) / (
+            sigma * math.sqrt(2 * math.pi)
+        )
+        density += gauss @ tau
+    density /= n_vectors
+    return {
+        "grid": grid.tolist(),
+        "density": density.tolist(),
+        "nodes": [t.tolist() for t in nodes],
+        "weights": [w.tolist() for w in weights],
+        "sigma": float(sigma),
+    }
+
+
+def resolve_curvature_settings(settings: dict | None) -> dict:
+    """Fill curvature settings from `CURVATURE_DEFAULTS` and check them."""
+    settings = {**CURVATURE_DEFAULTS, **(settings or {})}
+    unknown = set(settings) - set(CURVATURE_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown curvature settings {sorted(unknown)}")
+    if settings["which"] not in ORDERS:
+        raise ValueError(f"curvature which must be one of {ORDERS}, got {settings['which']!r}")
+    for key in (
+        "k",
+        "max_iter",
+        "trace_samples",
+        "batch_size",
+        "density_steps",
+        "density_points",
+        "log_every",
+    ):
+        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
+            raise ValueError(f"curvature {key} must be a positive integer, got {settings[key]!r}")
+    if settings["trace_samples"] < 2:
+        raise ValueError("curvature trace_samples must be >= 2 (a standard error needs two)")
+    if not isinstance(settings["density_vectors"], int) or settings["density_vectors"] < 0:
+        raise ValueError(
+            f"curvature density_vectors must be an integer >= 0, got {settings['density_vectors']!r}"
+        )
+    if not isinstance(settings["seed"], int):
+        raise ValueError(f"curvature seed must be an integer, got {settings['seed']!r}")
+    if not isinstance(settings["tol"], (int, float)) or not settings["tol"] > 0:
+        raise ValueError(f"curvature tol must be > 0, got {settings['tol']!r}")
+    return settings
+
+
+SUMMARY_NUMBERS = (
+    "loss",
+    "top_eigenvalues",
+    "top_residuals",
+    "lambda_max",
+    "lambda_min",
+    "lambda_min_residual",
+    "nonconvexity",
+    "lanczos_steps",
+    "lanczos_converged",
+    "trace",
+    "trace_se",
+)
+
+
+def _json_float(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
+
+
+def curvature_summary(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Top eigenvalues, lambda_min, trace and (optionally) spectral density of the Dice loss.
+
+    One Lanczos run gives both ends of the spectrum (top k and the smallest eigenvalue); its
+    tolerance is relative to the largest Ritz magnitude. The trace uses its own Rademacher
+    vectors from the same seed. Every number is a plain float or list (NaN -> None), ready for
+    json.dump; `settings` records what was used.
+    """
+    settings = resolve_curvature_settings(settings)
+    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"])
+    log(f"curvature: {hessian.dim} parameters, {hessian.count} images, batch size {settings['batch_size']}")
+    loss = hessian.loss()
+    log(f"curvature: loss {loss:.6g}")
+    if not math.isfinite(loss):
+        # A diverged run is a result, not a crash: same keys, no curvature numbers.
+        log("curvature: the loss is not finite; no curvature computed")
+        return {
+            **dict.fromkeys(SUMMARY_NUMBERS),
+            "finite": False,
+            "parameters": hessian.dim,
+            "images": hessian.count,
+            "settings": settings,
+            "hvp_calls": 0,
+        }
+    extremes = lanczos_extremes(
+        hessian,
+        k_top=min(settings["k"], hessian.dim - 1) if hessian.dim > 1 else 1,
+        k_bottom=1 if hessian.dim > 1 else 0,
+        which=settings["which"],
+        tol=settings["tol"],
+        max_iter=settings["max_iter"],
+        seed=settings["seed"],
+        log=log,
+        log_every=settings["log_every"],
+    )
+    top = extremes["top"]
+    smallest = extremes["bottom"][0] if extremes["bottom"] else top[-1]
+    lam_max = extremes["largest"]  # with which="magnitude", top[0] may be a negative eigenvalue
+    trace, trace_se = hutchinson_trace(
+        hessian,
+        samples=settings["trace_samples"],
+        seed=settings["seed"],
+        log=log,
+        log_every=settings["log_every"],
+    )
+    summary = {
+        "loss": loss,
+        "finite": True,
+        "top_eigenvalues": top,
+        "top_residuals": extremes["top_residuals"],
+        "lambda_max": lam_max,
+        "lambda_min": smallest,
+        "lambda_min_residual": extremes["bottom_residuals"][0] if extremes["bottom"] else None,
+        "nonconvexity": _json_float(nonconvexity(smallest, lam_max)),
+        "lanczos_steps": extremes["steps"],
+        "lanczos_converged": extremes["converged"],
+        "trace": trace,
+        "trace_se": trace_se,
+        "parameters": hessian.dim,
+        "images": hessian.count,
+        "settings": settings,
+    }
+    if settings["density_vectors"] > 0:
+        summary["density"] = eigenvalue_density(
+            hessian,
+            n_vectors=settings["density_vectors"],
+            n_steps=settings["density_steps"],
+            seed=settings["seed"],
+            points=settings["density_points"],
+            log=log,
+        )
+    summary["hvp_calls"] = hessian.hvp_calls
+    log(
+        f"curvature: lambda_max {lam_max:.6g}, lambda_min {smallest:.6g}, "
+        f"trace {trace:.6g} +- {trace_se:.2g}, {hessian.hvp_calls} hessian-vector products"
+    )
+    return summary

@@ -1,0 +1,90 @@
+"""Figures of the numbers: landscape metrics per condition with intervals over seeds, and the
+batch-norm scale symmetry."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ..landscape.surface_io import read_attrs
+from .style import plt, save_figure
+
+PANELS = [
+    ("roughness", "roughness (relative Laplacian)"),
+    ("top_eigenvalue", "top Hessian eigenvalue"),
+    ("nonconvexity", "|lambda_min / lambda_max|"),
+    ("diverged_rate", "fraction of runs diverged"),
+]
+
+
+def _x_factor(conditions: pd.DataFrame) -> str:
+    """What a study varies besides the architecture: the x axis of its metric panels."""
+    for factor in ("noise", "skip", "optimizer"):
+        if factor in conditions and conditions[factor].nunique() > 1:
+            return factor
+    return "arch"
+
+
+def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths) -> None:
+    """One panel per headline metric: condition means with 95% intervals over seeds (when a
+    condition has several seeds) and every run as a dot."""
+    runs = pd.read_csv(runs_csv)
+    conditions = pd.read_csv(conditions_csv)
+    x_factor = _x_factor(conditions)
+    series_factor = "norm" if x_factor == "skip" else "arch"
+    levels = list(dict.fromkeys(conditions[x_factor].tolist()))
+    positions = {level: k for k, level in enumerate(levels)}
+    series = list(dict.fromkeys(conditions[series_factor].tolist()))
+    colours = dict(zip(series, plt.cm.tab10.colors))
+    offset = {s: (k - (len(series) - 1) / 2) * 0.12 for k, s in enumerate(series)}
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.0 * len(PANELS), 3.6), squeeze=False, layout="constrained")
+    for ax, (metric, label) in zip(axes[0], PANELS):
+        for s in series:
+            rows = conditions[conditions[series_factor] == s]
+            xs = np.array([positions[v] + offset[s] for v in rows[x_factor]])
+            if metric == "diverged_rate":
+                ax.plot(xs, rows["diverged_rate"], "o", color=colours[s], label=str(s))
+                continue
+            mean = rows[f"{metric}_mean"].to_numpy(float)
+            low = rows[f"{metric}_ci_low"].to_numpy(float)
+            high = rows[f"{metric}_ci_high"].to_numpy(float)
+            has_ci = np.isfinite(low) & np.isfinite(high)
+            err = np.vstack([np.where(has_ci, mean - low, 0), np.where(has_ci, high - mean, 0)])
+            ax.errorbar(xs, mean, yerr=err, fmt="o-" if x_factor == "noise" else "o", color=colours[s],
+                        capsize=3, label=str(s))
+            dots = runs[runs[series_factor] == s]
+            ax.plot([positions[v] + offset[s] for v in dots[x_factor]], dots[metric], ".", color=colours[s],
+                    alpha=0.35)
+        ax.set_xticks(range(len(levels)), [f"{v:g}" if isinstance(v, float) else str(v) for v in levels])
+        ax.set_xlabel(x_factor)
+        ax.set_title(label, fontsize=10)
+    axes[0][0].legend(title=series_factor, fontsize=7)
+    fig.suptitle(f"{study['title']}: landscape numbers per condition (mean, 95% interval over seeds, runs as dots)")
+    save_figure(fig, *out_paths)
+
+
+def plot_scale_invariance(path, *out_paths) -> None:
+    """Rows: runs; columns: raw and filter-normalised direction; one curve per rescaling factor."""
+    with h5py.File(path, "r") as f:
+        x, loss = f["xcoordinates"][()], f["train_loss"][()]
+        attrs = read_attrs(f)
+    runs, norms, factors = attrs["runs"], attrs["norms"], attrs["factors"]
+    titles = {"none": "raw Gaussian direction", "filter": "filter-normalised direction"}
+    fig, axes = plt.subplots(len(runs), len(norms), figsize=(5.2 * len(norms), 3.3 * len(runs)), squeeze=False,
+                             layout="constrained")
+    colours = plt.cm.viridis(np.linspace(0, 0.85, len(factors)))
+    for r, run in enumerate(runs):
+        for n, norm in enumerate(norms):
+            ax = axes[r][n]
+            for f, factor in enumerate(factors):
+                ax.plot(x, loss[r, n, f], "-", color=colours[f], lw=2.2 if factor == 1 else 1.3,
+                        label=f"conv weights x{factor:g}" + (" (trained)" if factor == 1 else ""))
+            ax.set_title(f"{run}\n{titles.get(norm, norm)}", fontsize=9)
+            ax.set_xlabel("step along the direction")
+            ax.set_ylabel("Dice loss")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Scale invariance: rescaling the convs in front of batch norm changes raw-direction plots "
+                 "but not filter-normalised ones", fontsize=10)
+    save_figure(fig, *out_paths)
