@@ -61,7 +61,7 @@ def landscape_table(runs: list[str], archs: dict, surfaces, lines, hessians, his
 
 def conditions(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     metrics = [m for m in HEADLINE if m in table.columns]
-    metrics += [c for c in table.columns if c.startswith("sharpness_r") or c.endswith("_mean") and c.startswith("basin")]
+    metrics += [c for c in table.columns if c.startswith("sharpness_r") or (c.startswith("basin") and c.endswith("_mean"))]
     return condition_table(table, metrics, by=CONDITION, level=level)
 
 
