@@ -16,7 +16,8 @@ from unetscape.landscape.jobs import (
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
 from unetscape.training import TrainSettings, train
 
-EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint"}
+EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint", "precision": "float32",
+              "points_per_pass": 1}
 PLANE = {"seed": 5, "norm": "filter", "ignore": "biasbn", "orthogonalize": False, "x": [-1, 1, 4], "y": [0, 1, 3]}
 TRAJECTORY = {"ignore": "biasbn", "num": 3, "margin": 0.2}
 

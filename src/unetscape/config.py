@@ -111,6 +111,12 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                         f"config key studies.{study}.{key}: {name!r} is not defined under '{section}' "
                         f"(defined: {', '.join(config[section])})"
                     )
+    evaluation = config["landscape"]["evaluation"]
+    if evaluation["points_per_pass"] > 1 and evaluation["bn"] == "recompute":
+        raise ConfigError(
+            "config key landscape.evaluation.points_per_pass: must be 1 with bn 'recompute' "
+            "(BN statistics are re-estimated point by point)"
+        )
     runs = {run.id for run in all_runs(config)}
     for run_id in config["scale_invariance"]["runs"]:
         if run_id not in runs:

@@ -23,7 +23,7 @@ from ..models import file_sha256, load_checkpoint, read_checkpoint
 from .directions import directions_settings, load_directions, make_directions, parameter_names, save_directions
 from .grid import SurfaceGrid
 from .interpolation import interpolation_curve
-from .surface import SurfaceEvaluator, evaluation_set
+from .surface import SurfaceEvaluator, evaluation_set, resolve_batch_size
 from .surface_io import merge_chunk_files, merge_chunks, read_attrs, write_attrs, write_chunk
 from .trajectory import pca_plane, plane_extent
 
@@ -118,6 +118,11 @@ def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device) ->
     )
 
 
+def evaluator_options(evaluation: dict) -> dict:
+    """SurfaceEvaluator keyword arguments from the config's landscape.evaluation section."""
+    return {key: evaluation[key] for key in ("bn", "batch_size", "precision", "points_per_pass")}
+
+
 def _progress(log: Log, label: str) -> Callable[[int, int], None]:
     start = time.time()
     every = 1
@@ -148,15 +153,16 @@ def surface_chunk(
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     points = grid.chunk(chunk, chunks)
     log(f"chunk {chunk + 1}/{chunks}: {len(points)} of {grid.size} points, {description['count']} images on {device}")
-    with SurfaceEvaluator(model, x, y, directions[:ndim], evaluation["bn"], evaluation["batch_size"]) as evaluator:
+    with SurfaceEvaluator(model, x, y, directions[:ndim], **evaluator_options(evaluation)) as evaluator:
         values = evaluator.evaluate_points(points, grid, _progress(log, f"chunk {chunk + 1}/{chunks}"))
+        settings = evaluator.settings
     attrs = {
         # grid_x/grid_y are rewritten by write_chunk from the grid itself
         **{k: v for k, v in plane.items() if k not in ("parameter_names", "parameter_shapes", "format", "grid_x", "grid_y")},
         **checkpoint_attrs(path),
         "bn": evaluation["bn"],
         "eval_set": description,
-        "eval_batch_size": evaluation["batch_size"],
+        **settings,
         "device": str(device),
         "chunk": chunk,
         "chunks": chunks,
@@ -178,7 +184,8 @@ def interpolation(
     model = load_checkpoint(checkpoint_a, device)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     ts = np.linspace(*axis(t)[:2], axis(t)[2])
-    curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, evaluation["batch_size"])
+    batch_size = resolve_batch_size(evaluation["batch_size"], x)
+    curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("t", data=curve["t"])
         f.create_dataset("train_loss", data=curve["loss"])
@@ -256,7 +263,7 @@ def hessian(checkpoint_dir, dataset_path, out, settings: dict, evaluation: dict,
         "max_iter": settings["max_iter"],
         "trace_samples": settings["trace_samples"],
         "seed": settings["seed"],
-        "batch_size": evaluation["batch_size"],
+        "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
     summary = curvature_summary(model, x, y, curvature, log=log)
     summary.update(checkpoint_attrs(path), eval_set=description, device=str(device), unetscape_version=__version__)
@@ -298,7 +305,7 @@ def scale_invariance(runs: list[str], checkpoint_dirs: list, dataset_path, out, 
             model = rescale_block_convs(base, factor) if factor != 1.0 else base
             for n, norm in enumerate(norms):
                 direction = make_directions(model, plane["seed"], norm, plane["ignore"], ndim=1)
-                with SurfaceEvaluator(model, x, y, direction, evaluation["bn"], evaluation["batch_size"]) as ev:
+                with SurfaceEvaluator(model, x, y, direction, **evaluator_options(evaluation)) as ev:
                     loss[r, n, f] = ev.evaluate_points(grid.points(), grid)["loss"]
             log(f"{run} x{factor:g}: loss at 0 = {loss[r, 0, f, np.argmin(np.abs(grid.x))]:.5f}")
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
