@@ -11,7 +11,6 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from .models import resolve_arch
@@ -80,7 +79,7 @@ def train_settings(config: dict, run: Run) -> dict:
     }
 
 
-def _where(error: jsonschema.ValidationError) -> str:
+def _where(error: "jsonschema.ValidationError") -> str:
     path = ""
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
@@ -92,6 +91,8 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
 
     Raises ConfigError with one line naming the offending key.
     """
+    import jsonschema  # only validation needs it: the package's numerical code runs without it
+
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))

@@ -184,6 +184,15 @@ class SurfaceEvaluator:
         state = self.net.state(params, buffers)
         return lambda x: self.net.forward(state, x)
 
+    def _forward_here(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> logits at the point the model is at now, without functional re-binding."""
+        self.model.eval()
+        if self.net is None:
+            return self.model
+        with torch.no_grad():
+            self.net.load(self.net.state(dict(zip(self.param_names, self.params)), dict(self.model.named_buffers())))
+        return self.net.twin
+
     @torch.inference_mode()
     def _sums(self, forward: Callable[[torch.Tensor], torch.Tensor], points: int | None = None) -> torch.Tensor:
         """(points, 3) float64 sums over images of soft Dice loss, hard Dice and IoU.
@@ -212,10 +221,7 @@ class SurfaceEvaluator:
         self.set_point(coords)
         if self.bn == "recompute" and self.batch_norms:
             self.recompute_bn_statistics()
-        self.model.eval()
-        params = dict(zip(self.param_names, self.params))
-        buffers = dict(self.model.named_buffers())
-        loss, dice, iou = (self._sums(self._forward_fn(params, buffers))[0] / len(self.x)).tolist()
+        loss, dice, iou = (self._sums(self._forward_here())[0] / len(self.x)).tolist()
         return {"loss": loss, "dice": dice, "iou": iou}
 
     def evaluate_many(self, coords: Sequence[Sequence[float]]) -> list[dict]:
