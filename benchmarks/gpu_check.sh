@@ -17,7 +17,7 @@ echo "GPU: $card; torch $torch_version"
 
 echo "== CUDA tests"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_paths.py tests/test_fast_evaluator.py tests/test_curvature.py \
-    -k "cuda" 2>&1 | tee "$out/cuda_tests.log"
+    -k "cuda" 2>&1 | tee "$out/cuda_tests.log" || true  # a failure is reported; the timings still run
 
 echo "== benchmark: default-config model"
 python3 benchmarks/surface.py --config config/config.yaml --device cuda --images 900 --grid 11 --points-per-pass 16 \

@@ -237,8 +237,9 @@ def run(args) -> list[dict]:
                 "points_per_pass": 1}
     variants = [
         ("in-place updates, batch 128", {"batch_size": 128, "fold_bn": False, "channels_last": False}, 1),
-        ("+ channels_last", {"batch_size": 128, "fold_bn": False}, 1),
-        ("+ BN folding, auto batch (workflow)", {}, 1),
+        ("+ BN folding", {"batch_size": 128, "channels_last": False}, 1),
+        ("+ channels_last", {"batch_size": 128, "channels_last": True}, 1),
+        ("auto batch and layout (workflow)", {}, 1),
         (f"+ {args.points_per_pass} points per vmapped pass", {"points_per_pass": args.points_per_pass},
          args.points_per_pass),
         ("bfloat16 autocast", {"precision": "bfloat16"}, 1),

@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 
@@ -324,7 +325,8 @@ def test_cuda_matches_cpu():
     v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
     cpu = LossHessian(model, x, y, batch_size=3)
     expected_hvp, expected_top = cpu.hvp(v), top_eigenvalues(cpu, k=2, tol=1e-8, seed=0)[0]
-    cuda = LossHessian(model.cuda(), x, y, batch_size=3)  # data stays on the CPU, moved per batch
+    # A copy: .cuda() moves a module in place, and the CPU Hessian must keep its CPU model.
+    cuda = LossHessian(copy.deepcopy(model).cuda(), x, y, batch_size=3)  # data stays on the CPU, moved per batch
     torch.testing.assert_close(cuda.hvp(v).cpu(), expected_hvp, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(top_eigenvalues(cuda, k=2, tol=1e-8, seed=0)[0], expected_top, rtol=1e-7)
     assert hutchinson_trace(cuda, samples=3, seed=0) == pytest.approx(

@@ -50,15 +50,18 @@ def precision_context(precision: str, device: torch.device):
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     saved = None
     if device.type == "cuda":
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        backends = torch.backends
+        saved = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark)
+        backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = precision == "tf32"
+        # A surface repeats one shape hundreds of times: worth timing cuDNN's algorithms once.
+        backends.cudnn.benchmark = True
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
     try:
         with autocast:
             yield
     finally:
         if saved is not None:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
 
 
 class SurfaceEvaluator:
@@ -74,7 +77,8 @@ class SurfaceEvaluator:
     Speed, none of which changes the numbers beyond float32 rounding unless `precision` says
     so: the evaluation set stays on the device in its final layout (`channels_last`); the
     forward pass runs a twin with batch norm folded into the convolutions (`fold_bn`, see
-    `folding.FoldedNet`); `batch_size="auto"` picks a batch for the device; and with
+    `folding.FoldedNet`); `channels_last=None` picks the layout for the device and precision;
+    on CUDA, cuDNN times its algorithms once per shape; `batch_size="auto"` picks a batch for the device; and with
     `points_per_pass > 1` (bn="checkpoint" only) one vmapped forward pass evaluates several
     grid points at once, which keeps a GPU busy on small models.
     """
@@ -89,7 +93,7 @@ class SurfaceEvaluator:
         batch_size: int | str = 128,
         precision: str = "float32",
         points_per_pass: int = 1,
-        channels_last: bool = True,
+        channels_last: bool | None = None,
         fold_bn: bool = True,
     ):
         if bn not in BN_MODES:
@@ -104,6 +108,11 @@ class SurfaceEvaluator:
             raise ValueError("points_per_pass > 1 needs bn 'checkpoint' (recompute re-estimates BN per point)")
         check_directions_fit(directions, model)
         self.model = model
+        if channels_last is None:
+            # Measured: channels_last speeds up CPU convolutions and bf16 tensor-core ones, but
+            # slows cuDNN's float32 kernels down (benchmarks/RESULTS.md).
+            channels_last = x.device.type == "cpu" or precision == "bfloat16"
+        self.channels_last = channels_last
         self.x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
         self.y = y
         self.bn, self.batch_size = bn, resolve_batch_size(batch_size, x)
@@ -138,6 +147,7 @@ class SurfaceEvaluator:
             "precision": self.precision,
             "points_per_pass": self.points_per_pass,
             "bn_folded": self.net is not None and self.net.folded > 0,
+            "channels_last": self.channels_last,
         }
 
     @torch.no_grad()
