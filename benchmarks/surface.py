@@ -60,8 +60,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, help="evaluation images (default: the config's data.num_images)")
     parser.add_argument("--grid", type=int, default=5, help="grid points per axis (default 5)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the config's threads, as its jobs run)")
     parser.add_argument("--points-per-pass", type=int, default=8, help="points per vmapped pass in that row")
+    parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                        help="bfloat16 row; auto: only where bf16 matrix products run at least at float32 speed "
+                             "(GPUs, CPUs with AMX/AVX512-BF16; elsewhere bf16 is emulated and very slow)")
     parser.add_argument("--train-steps", type=int, default=20, help="training steps timed (0: skip)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling rows")
     parser.add_argument("--seed", type=int, default=0)
@@ -172,6 +175,7 @@ def training_throughput(arch, x, y, batch_size: int, steps: int, channels_last: 
 def setup(args):
     config = yaml.safe_load(Path(args.config).read_text())
     device = torch.device(args.device)
+    args.threads = args.threads or config["threads"]
     torch.set_num_threads(args.threads)
     data_cfg = dict(config["data"])
     if data_cfg["source"] != "synthetic":
@@ -242,8 +246,12 @@ def run(args) -> list[dict]:
         ("auto batch and layout (workflow)", {}, 1),
         (f"+ {args.points_per_pass} points per vmapped pass", {"points_per_pass": args.points_per_pass},
          args.points_per_pass),
-        ("bfloat16 autocast", {"precision": "bfloat16"}, 1),
     ]
+    if args.bf16 == "on" or (args.bf16 == "auto" and peak_bf16 >= peak):
+        variants.append(("bfloat16 autocast", {"precision": "bfloat16"}, 1))
+    else:
+        print(f"bfloat16 row skipped: bf16 matrix products run at {peak_bf16:.1f} GFLOP/s against "
+              f"{peak:.1f} float32 (no bf16 units; --bf16 on to time it anyway)", file=sys.stderr)
     float32_loss = None
     for label, options, many in variants:
         options = {**workflow, **options}

@@ -47,7 +47,7 @@ def benchmark_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmark") / "surface.csv"
     cmd = [sys.executable, str(REPO / "benchmarks" / "surface.py"), "--config", str(REPO / "config" / "smoke.yaml"),
            "--images", str(IMAGES), "--grid", str(GRID), "--points-per-pass", str(PER_PASS),
-           "--train-steps", str(STEPS), "--threads", "1", "--out", str(out)]
+           "--train-steps", str(STEPS), "--threads", "1", "--bf16", "on", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     with open(out, newline="") as f:
