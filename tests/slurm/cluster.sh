@@ -151,7 +151,9 @@ start() {
     live_pid "$DIR/slurmctld.pid" slurmctld >/dev/null || write_config
     start_munge
     if ! live_pid "$DIR/slurmctld.pid" slurmctld >/dev/null; then
-        # -c: start with no jobs left over from an earlier cluster.
+        # -c: start with no jobs left over from an earlier cluster; job ids start again at 1,
+        # so the completion log starts afresh too.
+        : >"$DIR/jobcomp.log"
         slurmctld -c -f "$CONF"
     fi
     wait_for slurmctld 30 scontrol ping
