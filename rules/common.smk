@@ -8,6 +8,7 @@ from unetscape.source_tree import use_source_tree
 
 use_source_tree(Path(workflow.basedir) / "src")
 
+from unetscape.cluster import gpu_resources
 from unetscape.config import (
     ConfigError,
     all_runs,
@@ -31,8 +32,9 @@ RUN_LOG = "{arch}/{optim}/noise{noise}/seed{seed}"
 LANDSCAPE_DIR = "results/landscape/{arch}/{optim}/noise{noise}/seed{seed}"
 # The same pattern with its wildcards escaped, for gather.NAME(), which formats its argument.
 LANDSCAPE_DIR_ESC = LANDSCAPE_DIR.replace("{", "{{").replace("}", "}}")
-# Jobs that run models ask for a GPU when the config's device may be one.
-GPU_JOB = 0 if config["device"] == "cpu" else 1
+# Resources of the jobs that run models: one GPU when the config's device may be one, of
+# the kind the Slurm profile names (see unetscape/cluster.py).
+GPU_JOB = gpu_resources(config)
 
 
 wildcard_constraints:

@@ -10,6 +10,8 @@ rule directions:
         f"{LANDSCAPE_DIR}/random/directions.h5",
     log:
         f"results/logs/directions/{RUN_LOG}.log",
+    # Seconds of work (two random vectors the size of the model): cheaper than queueing.
+    localrule: True
     conda:
         "../envs/unetscape.yaml"
     params:
@@ -34,7 +36,7 @@ rule surface_chunk:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         evaluation=config["landscape"]["evaluation"],
         noise=get_run_noise,
@@ -72,7 +74,7 @@ rule line_1d:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         line=config["landscape"]["line"],
         evaluation=config["landscape"]["evaluation"],
@@ -95,7 +97,7 @@ rule interpolate:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         t=config["landscape"]["interpolation"]["t"],
         evaluation=config["landscape"]["evaluation"],
@@ -119,7 +121,7 @@ rule interpolate_seeds:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         t=config["landscape"]["interpolation"]["t"],
         evaluation=config["landscape"]["evaluation"],
@@ -145,7 +147,7 @@ rule trajectory:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         trajectory=config["landscape"]["trajectory"],
         evaluation=config["landscape"]["evaluation"],
@@ -170,7 +172,7 @@ rule hessian:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         curvature=config["curvature"],
         evaluation=config["landscape"]["evaluation"],
@@ -193,7 +195,7 @@ rule scale_invariance:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=GPU_JOB,
+        **GPU_JOB,
     params:
         runs=config["scale_invariance"]["runs"],
         settings=config["scale_invariance"],

@@ -13,7 +13,7 @@ rule train:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
-        gpu=1 if config["device"] != "cpu" else 0,
+        **GPU_JOB,
     params:
         run=get_run_id,
         settings=get_train_settings,

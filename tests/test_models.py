@@ -62,6 +62,15 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(model(x), loaded(x))
 
 
+def test_identical_checkpoints_are_identical_files(tmp_path):
+    # Their sha256 is recorded in every landscape file, so reruns must reproduce the bytes.
+    model = build_model({"preset": "improved", "depth": 2, "base_width": 4})
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        save_checkpoint(tmp_path / name / "epoch_001.pt", model, epoch=1)
+    assert (tmp_path / "a/epoch_001.pt").read_bytes() == (tmp_path / "b/epoch_001.pt").read_bytes()
+
+
 def test_checkpoint_cannot_run_code(tmp_path):
     class Evil:
         def __reduce__(self):

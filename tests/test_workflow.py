@@ -12,12 +12,7 @@ from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake,
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    config = write_config(workdir / "smoke.yaml", load_smoke())
-    snakemake(workdir, "--configfile", str(config))
-    return workdir, config
+# smoke_run (tests/conftest.py): the smoke workflow run once for the whole session.
 
 
 def test_smoke_workflow_produces_tables_and_figures(smoke_run):

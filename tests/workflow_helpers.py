@@ -11,13 +11,15 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config", "src", "report", "profiles", "envs"]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config", "src", "report", "profiles", "envs", "slurm"]
 
 
 def copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         src = REPO / name
-        if src.is_dir():
+        if src.is_symlink():  # ./slurm -> profiles/slurm stays a link, as in the repository
+            (dest / name).symlink_to(src.readlink())
+        elif src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         elif src.exists():
             shutil.copy2(src, dest / name)
@@ -33,9 +35,11 @@ def load_smoke() -> dict:
     return yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, cores: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *(["--cores", "2"] if cores else []), *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -136,8 +136,10 @@ def save_checkpoint(path: str | os.PathLike, model: UNet, **meta) -> None:
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         **meta,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Saved through a file object: given a path, torch names the archive's root folder after
+    # the (random) temporary file, so identical checkpoints would differ byte for byte.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
