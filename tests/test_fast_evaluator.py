@@ -151,8 +151,8 @@ def test_bfloat16_is_close_to_float32_but_not_equal():
 
 
 def test_auto_batch_size_follows_the_image_size_and_the_set():
-    assert resolve_batch_size("auto", torch.zeros(900, 3, 32, 32)) == 64
-    assert resolve_batch_size("auto", torch.zeros(900, 3, 128, 128)) == 4
+    assert resolve_batch_size("auto", torch.zeros(900, 3, 32, 32)) == 128
+    assert resolve_batch_size("auto", torch.zeros(900, 3, 128, 128)) == 8
     assert resolve_batch_size("auto", torch.zeros(20, 3, 32, 32)) == 20
     assert resolve_batch_size(5, torch.zeros(20, 3, 32, 32)) == 5
     for bad in (0, -1, 2.5, "big", True):

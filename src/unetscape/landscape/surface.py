@@ -27,7 +27,7 @@ PRECISIONS = ("float32", "tf32", "bfloat16")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # "auto" batch: on a CPU about this many pixels per batch keep a layer's activations in cache;
 # on a GPU a batch this large fills the device without stressing its memory.
-_CPU_PIXELS_PER_BATCH = 64 * 32 * 32
+_CPU_PIXELS_PER_BATCH = 128 * 32 * 32
 _GPU_PIXELS_PER_BATCH = 4096 * 32 * 32
 
 
