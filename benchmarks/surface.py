@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(GPUs, CPUs with AMX/AVX512-BF16; elsewhere bf16 is emulated and very slow)")
     parser.add_argument("--train-steps", type=int, default=20, help="training steps timed (0: skip)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling rows")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per method; the fastest counts (default 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over the grid; each point's fastest round counts (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "surface.csv"), help="CSV output")
     return parser.parse_args(argv)
@@ -117,7 +118,7 @@ def matmul_gflops(device: torch.device, dtype=torch.float32, repeats: int = 5) -
             elif time.perf_counter() - start > 0.2:
                 break
         if times and (n >= largest or statistics.median(times) > 0.05):
-            return 2 * n**3 / statistics.median(times) / 1e9
+            return 2 * n**3 / min(times) / 1e9  # the fastest, as for the methods timed
         if not times:  # too slow to repeat: one product is the measurement
             return 2 * n**3 / (time.perf_counter() - start) / 1e9
         n *= 2
@@ -144,6 +145,36 @@ def time_points(evaluator, coords: list, device, many: int = 1, repeats: int = 1
         sync(device)
         best = min(best, time.perf_counter() - start)
     return best, [v["loss"] for v in values]
+
+
+def interleaved_rounds(methods: list[dict], coords: list, device, rounds: int) -> None:
+    """Time every method over the grid, taking turns point by point, `rounds` times.
+
+    Within a round the methods evaluate point 1 one after the other, then point 2, and so on
+    (a vmapped method: its group of points), so each point of every method is timed within
+    seconds of the others': a slow spell of a shared machine hits them all alike. Each
+    method's time is the sum over its points (groups) of their fastest round. Sets
+    method["seconds"] and method["loss"] (the last round's losses, in grid order).
+    """
+    for method in methods:
+        many = method["many"]
+        method["groups"] = [coords[k : k + many] for k in range(0, len(coords), many)]
+        method["best"] = [math.inf] * len(method["groups"])
+    for _ in range(rounds):
+        for k in range(max(len(m["groups"]) for m in methods)):
+            for method in methods:
+                if k >= len(method["groups"]):
+                    continue
+                group, evaluator = method["groups"][k], method["evaluator"]
+                sync(device)
+                start = time.perf_counter()
+                values = evaluator.evaluate_many(group) if method["many"] > 1 else [evaluator.evaluate(group[0])]
+                sync(device)
+                method["best"][k] = min(method["best"][k], time.perf_counter() - start)
+                method.setdefault("values", {})[k] = [v["loss"] for v in values]
+    for method in methods:
+        method["seconds"] = sum(method["best"])
+        method["loss"] = [loss for k in range(len(method["groups"])) for loss in method["values"][k]]
 
 
 def max_rel_deviation(values, reference) -> float:
@@ -244,8 +275,9 @@ def run(args) -> list[dict]:
                 "points_per_pass": 1}
     variants = [
         ("in-place updates, batch 128", {"batch_size": 128, "fold_bn": False, "channels_last": False}, 1),
-        ("+ BN folding", {"batch_size": 128, "channels_last": False}, 1),
-        ("+ channels_last", {"batch_size": 128, "channels_last": True}, 1),
+        ("+ BN folding", {"batch_size": 128, "channels_last": False, "patch_matmul": False}, 1),
+        ("+ channels_last", {"batch_size": 128, "channels_last": True, "patch_matmul": False}, 1),
+        ("+ up-sampling as matrix products", {"batch_size": 128, "channels_last": True, "patch_matmul": True}, 1),
         ("auto batch and layout (workflow)", {}, 1),
         (f"+ {args.points_per_pass} points per vmapped pass", {"points_per_pass": args.points_per_pass},
          args.points_per_pass),
@@ -256,8 +288,8 @@ def run(args) -> list[dict]:
         print(f"bfloat16 row skipped: bf16 matrix products run at {peak_bf16:.1f} GFLOP/s against "
               f"{peak:.1f} float32 (no bf16 units; --bf16 on to time it anyway)", file=sys.stderr)
 
-    # Every method is built (and warmed up) once, then the methods take turns, round after
-    # round: a slow spell of a shared machine hits them all, and each keeps its fastest round.
+    # Every method is built (and warmed up) once, then the methods take turns point by point,
+    # round after round (`interleaved_rounds`).
     methods = []
     for label, options, many in [("reference (load_state_dict + DataLoader)", None, 1)] + variants:
         before = device_memory(device)
@@ -277,10 +309,7 @@ def run(args) -> list[dict]:
         time_points(method["evaluator"], coords[: method["many"]], device, method["many"])
         # Its own data plus what its forward passes allocate, not the other methods' data.
         method["memory"] = peak_memory_mb(device, resident - method["own"])
-    for _ in range(args.repeats):
-        for method in methods:
-            seconds, method["loss"] = time_points(method["evaluator"], coords, device, method["many"])
-            method["seconds"] = min(method["seconds"], seconds)
+    interleaved_rounds(methods, coords, device, args.repeats)
     for method in reversed(methods):
         method["evaluator"].close()
     reference_loss = methods[0]["loss"]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from unetscape.landscape import SurfaceGrid, make_directions
-from unetscape.landscape.folding import FoldedNet
+from unetscape.landscape.folding import FoldedNet, PatchConvTranspose
 from unetscape.landscape.reference import ReferenceEvaluator
 from unetscape.landscape.surface import SurfaceEvaluator, resolve_batch_size
 from unetscape.models import build_model
@@ -92,16 +92,59 @@ def test_several_points_per_pass_match_the_reference_path(norm, skip):
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-@pytest.mark.parametrize("fold_bn, channels_last", [(False, False), (True, False), (False, True)])
-def test_each_speed_option_alone_keeps_the_values(fold_bn, channels_last):
+@pytest.mark.parametrize(
+    "fold_bn, channels_last, patch_matmul",
+    [(False, False, False), (True, False, False), (False, True, False), (True, False, True)],
+)
+def test_each_speed_option_alone_keeps_the_values(fold_bn, channels_last, patch_matmul):
     model = trained_looking_model("batch", "concat", seed=8)
     x, y = data(seed=9)
     directions = make_directions(model, seed=10)
     points = random_points(3, seed=11)
     expected = reference_values(model, x, y, directions, points, "checkpoint", batch_size=128)
-    with SurfaceEvaluator(model, x, y, directions, batch_size=7, fold_bn=fold_bn, channels_last=channels_last) as ev:
+    options = {"fold_bn": fold_bn, "channels_last": channels_last, "patch_matmul": patch_matmul}
+    with SurfaceEvaluator(model, x, y, directions, batch_size=7, **options) as ev:
         got = [ev.evaluate(p) for p in points]
+        assert ev.settings["transposed_conv_as_matmul"] == patch_matmul
     assert_close(got, expected)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("c_in, c_out, k, bias", [(6, 3, 2, True), (4, 5, 3, False), (8, 8, 2, True)])
+def test_transposed_convolution_as_a_matrix_product_equals_torch(c_in, c_out, k, bias, channels_last):
+    torch.manual_seed(c_in * 10 + k)
+    layer = nn.ConvTranspose2d(c_in, c_out, k, stride=k, bias=bias).eval()
+    x = torch.randn(3, c_in, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert PatchConvTranspose.replaces(layer)
+    with torch.no_grad():
+        expected = layer(x)
+        got = PatchConvTranspose(layer)(x)
+    assert got.shape == expected.shape == (3, c_out, 5 * k, 7 * k)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.ConvTranspose2d(4, 4, 2, stride=1),
+        nn.ConvTranspose2d(4, 4, 2, stride=2, padding=1),
+        nn.ConvTranspose2d(4, 4, 3, stride=3, output_padding=1),
+        nn.ConvTranspose2d(4, 4, 2, stride=2, groups=2),
+        nn.Conv2d(4, 4, 2, stride=2),
+    ],
+)
+def test_only_transposed_convolutions_with_disjoint_patches_are_replaced(layer):
+    assert not PatchConvTranspose.replaces(layer)
+
+
+def test_the_twin_replaces_every_up_sampling_layer_only_when_asked():
+    model = trained_looking_model("batch", "concat")
+    ups = sum(isinstance(m, nn.ConvTranspose2d) for m in model.modules())
+    assert FoldedNet(model, patch_matmul=True).patched == ups > 0
+    assert FoldedNet(model).patched == 0
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in model.modules()) == ups  # source untouched
 
 
 def test_evaluate_points_in_groups_fills_every_point_in_order():
@@ -151,8 +194,8 @@ def test_bfloat16_is_close_to_float32_but_not_equal():
 
 
 def test_auto_batch_size_follows_the_image_size_and_the_set():
-    assert resolve_batch_size("auto", torch.zeros(900, 3, 32, 32)) == 128
-    assert resolve_batch_size("auto", torch.zeros(900, 3, 128, 128)) == 8
+    assert resolve_batch_size("auto", torch.zeros(900, 3, 32, 32)) == 64
+    assert resolve_batch_size("auto", torch.zeros(900, 3, 128, 128)) == 4
     assert resolve_batch_size("auto", torch.zeros(20, 3, 32, 32)) == 20
     assert resolve_batch_size(5, torch.zeros(20, 3, 32, 32)) == 5
     for bad in (0, -1, 2.5, "big", True):

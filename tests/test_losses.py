@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from unetscape.losses import dice_loss, hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+from unetscape.losses import (
+    PreparedMasks,
+    dice_loss,
+    hard_dice_per_image,
+    iou_per_image,
+    metrics_per_image,
+    soft_dice_loss_per_image,
+)
 
 
 def hand_soft_dice(logits, masks):
@@ -67,3 +74,42 @@ def test_hard_dice_and_iou():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="do not match"):
         dice_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 4, 5))
+
+
+def separate_metrics(logits, masks):
+    return torch.stack([
+        soft_dice_loss_per_image(logits, masks).double(),
+        hard_dice_per_image(logits, masks),
+        iou_per_image(logits, masks),
+    ], dim=1)
+
+
+def test_metrics_in_one_pass_equal_the_separate_metrics_bit_for_bit():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(6, 1, 5, 4, generator=gen) * 2
+    masks = (torch.rand(6, 1, 5, 4, generator=gen) > 0.5).float()
+    masks[0] = 0  # empty mask
+    logits[1] = -1  # empty prediction
+    masks[2], logits[2] = 0, -1  # both empty: Dice and IoU are 1
+    prepared = PreparedMasks.of(masks)
+    got = metrics_per_image(logits, prepared)
+    assert torch.equal(got, separate_metrics(logits, masks))
+    assert got[2, 1] == got[2, 2] == 1
+    assert torch.equal(metrics_per_image(logits[2:5], prepared[2:5]), got[2:5])
+
+
+def test_metrics_of_several_points_at_once_equal_one_point_at_a_time():
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 4, 1, 6, 6, generator=gen)  # (points, images, C, H, W)
+    masks = (torch.rand(4, 1, 6, 6, generator=gen) > 0.5).float()
+    got = metrics_per_image(logits, PreparedMasks.of(masks))
+    assert got.shape == (3, 4, 3)
+    for point in range(3):
+        assert torch.equal(got[point], separate_metrics(logits[point], masks))
+
+
+def test_metrics_refuse_logits_that_do_not_match_the_masks():
+    prepared = PreparedMasks.of(torch.zeros(4, 1, 6, 6))
+    for bad in (torch.zeros(3, 1, 6, 6), torch.zeros(4, 1, 6, 5), torch.zeros(2, 3, 1, 6, 6)):
+        with pytest.raises(ValueError, match="do not match"):
+            metrics_per_image(bad, prepared)

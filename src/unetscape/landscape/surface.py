@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..evaluation import images_to_tensor, masks_to_tensor, noisy_copy
-from ..losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+from ..losses import PreparedMasks, metrics_per_image
 from .directions import check_directions_fit
 from .folding import FoldedNet
 from .grid import SurfaceGrid
@@ -25,9 +25,9 @@ BN_MODES = ("checkpoint", "recompute")
 EVAL_NOISE = ("train", "clean")
 PRECISIONS = ("float32", "tf32", "bfloat16")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-# "auto" batch: on a CPU about this many pixels per batch keep a layer's activations in cache;
+# "auto" batch: on a CPU, 64 images of 32x32 ran 1.2x faster than 128 (benchmarks/RESULTS.md);
 # on a GPU a batch this large fills the device without stressing its memory.
-_CPU_PIXELS_PER_BATCH = 128 * 32 * 32
+_CPU_PIXELS_PER_BATCH = 64 * 32 * 32
 _GPU_PIXELS_PER_BATCH = 4096 * 32 * 32
 
 
@@ -77,10 +77,12 @@ class SurfaceEvaluator:
     Speed, none of which changes the numbers beyond float32 rounding unless `precision` says
     so: the evaluation set stays on the device in its final layout (`channels_last`); the
     forward pass runs a twin with batch norm folded into the convolutions (`fold_bn`, see
-    `folding.FoldedNet`); `channels_last=None` picks the layout for the device and precision;
-    on CUDA, cuDNN times its algorithms once per shape; `batch_size="auto"` picks a batch for the device; and with
-    `points_per_pass > 1` (bn="checkpoint" only) one vmapped forward pass evaluates several
-    grid points at once, which keeps a GPU busy on small models.
+    `folding.FoldedNet`), whose up-sampling layers run as matrix products (`patch_matmul`;
+    None: on CPUs); `channels_last=None` picks the layout for the device and precision; the
+    masks' sums are computed once; on CUDA, cuDNN times its algorithms once per shape;
+    `batch_size="auto"` picks a batch for the device; and with `points_per_pass > 1`
+    (bn="checkpoint" only) one vmapped forward pass evaluates several grid points at once,
+    which keeps a GPU busy on small models.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class SurfaceEvaluator:
         points_per_pass: int = 1,
         channels_last: bool | None = None,
         fold_bn: bool = True,
+        patch_matmul: bool | None = None,
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
@@ -115,6 +118,7 @@ class SurfaceEvaluator:
         self.channels_last = channels_last
         self.x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
         self.y = y
+        self.masks = PreparedMasks.of(y)
         self.bn, self.batch_size = bn, resolve_batch_size(batch_size, x)
         self.precision, self.points_per_pass = precision, points_per_pass
         self.device = x.device
@@ -129,7 +133,10 @@ class SurfaceEvaluator:
             ]
             self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
         self.batch_norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
-        self.net = FoldedNet(model) if fold_bn else None
+        if patch_matmul is None:
+            # Measured faster on CPUs only; cuDNN keeps its own transposed convolution.
+            patch_matmul = channels_last and x.device.type == "cpu"
+        self.net = FoldedNet(model, patch_matmul=patch_matmul) if fold_bn else None
         if self.net is not None and channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.was_training = model.training
@@ -148,6 +155,7 @@ class SurfaceEvaluator:
             "points_per_pass": self.points_per_pass,
             "bn_folded": self.net is not None and self.net.folded > 0,
             "channels_last": self.channels_last,
+            "transposed_conv_as_matmul": self.net is not None and self.net.patched > 0,
         }
 
     @torch.no_grad()
@@ -209,20 +217,12 @@ class SurfaceEvaluator:
 
         points=None: `forward` returns one point's logits; else (points, batch, ...) logits.
         """
-        stacked, points = points is not None, points or 1
+        points = points or 1
         totals = torch.zeros(points, 3, dtype=torch.float64, device=self.device)
         with precision_context(self.precision, self.device):
             for start in range(0, len(self.x), self.batch_size):
-                masks = self.y[start : start + self.batch_size]
                 logits = forward(self.x[start : start + self.batch_size]).float()
-                if stacked:  # (points, batch, ...) -> (points * batch, ...)
-                    logits = logits.reshape(-1, *logits.shape[2:])
-                    masks = masks.expand(points, *masks.shape).reshape(-1, *masks.shape[1:])
-                per_image = torch.stack([
-                    soft_dice_loss_per_image(logits, masks).double(),
-                    hard_dice_per_image(logits, masks),
-                    iou_per_image(logits, masks),
-                ], dim=1)
+                per_image = metrics_per_image(logits, self.masks[start : start + self.batch_size])
                 totals += per_image.reshape(points, -1, 3).sum(1)
         return totals
 
