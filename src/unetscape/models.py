@@ -133,7 +133,10 @@ def save_checkpoint(path: str | os.PathLike, model: UNet, **meta) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": dict(model.arch),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        # In the default layout whatever the model trained in, so files do not depend on it.
+        "state_dict": {
+            k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
+        },
         **meta,
     }
     # Saved through a file object: given a path, torch names the archive's root folder after
