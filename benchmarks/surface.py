@@ -7,12 +7,14 @@
 
 On one model, data set and grid, in one process, it times the reference implementation's
 way of evaluating a surface (per point: load_state_dict, a DataLoader with batch 128, eval,
-no_grad) and `SurfaceEvaluator` as the workflow runs it, plus ablations that switch its speed
-options on one by one, several points per vmapped pass, and bfloat16. For each it reports
-points/s, the speed-up over the reference, forward FLOPs per point (FlopCounterMode), achieved
-GFLOP/s against a float32 matrix product timed in the same run, the largest deviation from
-the reference's values, and peak memory. Then how the time grows with grid points and with
-the data set, and training throughput. Prints a table; writes a CSV (`--out`).
+no_grad) against `SurfaceEvaluator` as the workflow runs it, head to head ("surface" rows);
+then the reference again beside ablations that switch the evaluator's speed options on one by
+one, several points per vmapped pass, and bfloat16 ("ablation" rows). For each it reports
+points/s, the speed-up over that section's reference, forward FLOPs per point
+(FlopCounterMode), achieved GFLOP/s against the fastest float32 matrix product timed in the
+same run, the largest deviation from the reference's values, peak memory and page faults per
+point. Then how the time grows with grid points and with the data set, and training
+throughput. Prints a table; writes a CSV (`--out`).
 
 A benchmark, never a test: its numbers depend on the machine. The test suite runs it on a
 tiny model to check the table, not the timings.
@@ -48,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
     "section", "method", "device", "threads", "precision", "points", "images", "seconds", "points_per_s",
     "images_per_s", "speedup", "flops_per_point", "gflops", "matmul_gflops", "fraction_of_matmul",
-    "max_rel_deviation", "deviation_from", "peak_memory_mb",
+    "max_rel_deviation", "deviation_from", "peak_memory_mb", "faults_per_point",
 ]
 
 
@@ -147,31 +149,39 @@ def time_points(evaluator, coords: list, device, many: int = 1, repeats: int = 1
     return best, [v["loss"] for v in values]
 
 
-def interleaved_rounds(methods: list[dict], coords: list, device, rounds: int) -> None:
+def interleaved_rounds(methods: list[dict], coords: list, device, rounds: int, after_round=None) -> None:
     """Time every method over the grid, taking turns point by point, `rounds` times.
 
     Within a round the methods evaluate point 1 one after the other, then point 2, and so on
     (a vmapped method: its group of points), so each point of every method is timed within
     seconds of the others': a slow spell of a shared machine hits them all alike. Each
     method's time is the sum over its points (groups) of their fastest round. Sets
-    method["seconds"] and method["loss"] (the last round's losses, in grid order).
+    method["seconds"], method["loss"] (the last round's losses, in grid order) and
+    method["faults"] (minor page faults of the process in its last round: memory the method
+    had the kernel map in afresh). `after_round()` runs after every round.
     """
     for method in methods:
         many = method["many"]
         method["groups"] = [coords[k : k + many] for k in range(0, len(coords), many)]
         method["best"] = [math.inf] * len(method["groups"])
     for _ in range(rounds):
+        for method in methods:
+            method["faults"] = 0
         for k in range(max(len(m["groups"]) for m in methods)):
             for method in methods:
                 if k >= len(method["groups"]):
                     continue
                 group, evaluator = method["groups"][k], method["evaluator"]
                 sync(device)
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start = time.perf_counter()
                 values = evaluator.evaluate_many(group) if method["many"] > 1 else [evaluator.evaluate(group[0])]
                 sync(device)
                 method["best"][k] = min(method["best"][k], time.perf_counter() - start)
+                method["faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
                 method.setdefault("values", {})[k] = [v["loss"] for v in values]
+        if after_round is not None:
+            after_round()
     for method in methods:
         method["seconds"] = sum(method["best"])
         method["loss"] = [loss for k in range(len(method["groups"])) for loss in method["values"][k]]
@@ -251,8 +261,16 @@ def run(args) -> list[dict]:
     threads = args.threads if device.type == "cpu" else 0
     base = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device), "threads": threads}
     flops = forward_flops(model, x, y)
-    peak = matmul_gflops(device)
-    peak_bf16 = matmul_gflops(device, torch.bfloat16)
+    # The matmul ceiling is measured again after every round and the fastest kept: a slow
+    # spell of a shared machine would otherwise lower the ceiling and flatter the fractions.
+    ceilings = {"float32": matmul_gflops(device), "bfloat16": matmul_gflops(device, torch.bfloat16)}
+
+    def measure_ceilings() -> None:
+        ceilings["float32"] = max(ceilings["float32"], matmul_gflops(device))
+        if bf16_row:
+            ceilings["bfloat16"] = max(ceilings["bfloat16"], matmul_gflops(device, torch.bfloat16))
+
+    peak, peak_bf16 = ceilings["float32"], ceilings["bfloat16"]
     print(f"model {arch}, {len(x)} images {tuple(x.shape[1:])}, {len(coords)} grid points on {base['device']}",
           file=sys.stderr)
     print(f"forward: {flops / 1e9:.3f} GFLOP per point; matmul: {peak:.1f} GFLOP/s float32, "
@@ -264,9 +282,6 @@ def run(args) -> list[dict]:
                "images": images, "seconds": seconds, "points_per_s": points / seconds,
                "flops_per_point": flops * images // len(x), **extra}
         row["gflops"] = row["flops_per_point"] * row["points_per_s"] / 1e9
-        ceiling = peak_bf16 if precision == "bfloat16" else peak
-        row["matmul_gflops"] = ceiling
-        row["fraction_of_matmul"] = row["gflops"] / ceiling
         rows.append(row)
         print(f"  {section:9s} {method:38s} {seconds:8.2f} s  {row['points_per_s']:8.2f} points/s", file=sys.stderr)
         return row
@@ -282,47 +297,56 @@ def run(args) -> list[dict]:
         (f"+ {args.points_per_pass} points per vmapped pass", {"points_per_pass": args.points_per_pass},
          args.points_per_pass),
     ]
-    if args.bf16 == "on" or (args.bf16 == "auto" and peak_bf16 >= peak):
+    bf16_row = args.bf16 == "on" or (args.bf16 == "auto" and peak_bf16 >= peak)
+    if bf16_row:
         variants.append(("bfloat16 autocast", {"precision": "bfloat16"}, 1))
     else:
         print(f"bfloat16 row skipped: bf16 matrix products run at {peak_bf16:.1f} GFLOP/s against "
               f"{peak:.1f} float32 (no bf16 units; --bf16 on to time it anyway)", file=sys.stderr)
 
-    # Every method is built (and warmed up) once, then the methods take turns point by point,
-    # round after round (`interleaved_rounds`).
-    methods = []
-    for label, options, many in [("reference (load_state_dict + DataLoader)", None, 1)] + variants:
-        before = device_memory(device)
-        if options is None:
-            evaluator = ReferenceEvaluator(model, x, y, directions, bn="checkpoint", batch_size=128)
-            precision = "float32"
-        else:
-            options = {**workflow, **options}
-            evaluator = SurfaceEvaluator(model, x, y, directions, **options)
-            precision = options["precision"]
-        methods.append({"label": label, "evaluator": evaluator, "many": many, "precision": precision,
-                        "own": device_memory(device) - before, "seconds": math.inf})
-    # All are built before any moves the shared model off theta*; then each warms up once.
-    for method in methods:
-        resident = device_memory(device)
-        reset_peak(device)
-        time_points(method["evaluator"], coords[: method["many"]], device, method["many"])
-        # Its own data plus what its forward passes allocate, not the other methods' data.
-        method["memory"] = peak_memory_mb(device, resident - method["own"])
-    interleaved_rounds(methods, coords, device, args.repeats)
-    for method in reversed(methods):
-        method["evaluator"].close()
-    reference_loss = methods[0]["loss"]
-    float32_loss = next(m["loss"] for m in methods if "(workflow)" in m["label"])
-    for method in methods:
-        bf16 = method["precision"] == "bfloat16"
-        record("surface", method["label"], method["seconds"], method["precision"], peak_memory_mb=method["memory"],
-               max_rel_deviation=max_rel_deviation(method["loss"], float32_loss if bf16 else reference_loss),
-               deviation_from="float32 evaluator" if bf16 else "reference")
-    reference_rate = rows[0]["points_per_s"]
-    for row in rows:
-        row["speedup"] = row["points_per_s"] / reference_rate
+    def compare(section: str, specs: list) -> None:
+        """Build every method (each warms up once), time them in interleaved rounds, record rows."""
+        methods = []
+        for label, options, many in specs:
+            before = device_memory(device)
+            if options is None:
+                evaluator = ReferenceEvaluator(model, x, y, directions, bn="checkpoint", batch_size=128)
+                precision = "float32"
+            else:
+                options = {**workflow, **options}
+                evaluator = SurfaceEvaluator(model, x, y, directions, **options)
+                precision = options["precision"]
+            methods.append({"label": label, "evaluator": evaluator, "many": many, "precision": precision,
+                            "own": device_memory(device) - before})
+        # All are built before any moves the shared model off theta*; then each warms up once.
+        for method in methods:
+            resident = device_memory(device)
+            reset_peak(device)
+            time_points(method["evaluator"], coords[: method["many"]], device, method["many"])
+            # Its own data plus what its forward passes allocate, not the other methods' data.
+            method["memory"] = peak_memory_mb(device, resident - method["own"])
+        interleaved_rounds(methods, coords, device, args.repeats, after_round=measure_ceilings)
+        for method in reversed(methods):
+            method["evaluator"].close()
+        reference_loss = methods[0]["loss"]
+        float32_loss = next(m["loss"] for m in methods if "(workflow)" in m["label"])
+        first = len(rows)
+        for method in methods:
+            bf16 = method["precision"] == "bfloat16"
+            record(section, method["label"], method["seconds"], method["precision"], peak_memory_mb=method["memory"],
+                   max_rel_deviation=max_rel_deviation(method["loss"], float32_loss if bf16 else reference_loss),
+                   deviation_from="float32 evaluator" if bf16 else "reference",
+                   faults_per_point=method["faults"] / len(coords))
+        for row in rows[first:]:
+            row["speedup"] = row["points_per_s"] / rows[first]["points_per_s"]
 
+    reference = ("reference (load_state_dict + DataLoader)", None, 1)
+    # Head to head: only the two compared methods share the process. Methods in one process
+    # change each other's allocator state: beside the ablation methods' allocations the
+    # reference's large temporary tensors reuse freed memory instead of page-faulting fresh
+    # memory in, as they do when it runs on its own (faults_per_point shows it).
+    compare("surface", [reference, ("auto batch and layout (workflow)", {}, 1)])
+    compare("ablation", [reference] + variants)
     if not args.no_scaling:
         with SurfaceEvaluator(model, x, y, directions, **workflow) as evaluator:
             evaluator.evaluate(coords[0])
@@ -344,6 +368,12 @@ def run(args) -> list[dict]:
                          "images": batch * args.train_steps, "seconds": batch * args.train_steps / rate,
                          "images_per_s": rate})
             print(f"  training  {label:38s} {rate:8.1f} images/s", file=sys.stderr)
+    for row in rows:  # fractions of the fastest ceilings measured in the whole run
+        if "gflops" in row:
+            row["matmul_gflops"] = ceilings["bfloat16" if row["precision"] == "bfloat16" else "float32"]
+            row["fraction_of_matmul"] = row["gflops"] / row["matmul_gflops"]
+    print(f"fastest matmul: {ceilings['float32']:.1f} GFLOP/s float32, {ceilings['bfloat16']:.1f} bfloat16",
+          file=sys.stderr)
     return rows
 
 
@@ -356,7 +386,7 @@ def fmt(value, spec: str) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         f"{'section':9s} {'method':40s} {'prec':9s} {'points':>6s} {'images':>6s} {'s':>8s} {'pts/s':>8s} "
-        f"{'x ref':>6s} {'GFLOP/s':>8s} {'%mm':>5s} {'max dev':>8s} {'MB':>7s}"
+        f"{'x ref':>6s} {'GFLOP/s':>8s} {'%mm':>5s} {'max dev':>8s} {'MB':>7s} {'faults/pt':>9s}"
     ]
     for r in rows:
         rate = fmt(r.get("points_per_s"), ".2f") if r["section"] != "training" else fmt(r["images_per_s"], ".0f") + " img"
@@ -365,7 +395,8 @@ def table(rows: list[dict]) -> str:
             f"{fmt(r.get('images'), 'd'):>6s} {fmt(r.get('seconds'), '.2f'):>8s} {rate:>8s} "
             f"{fmt(r.get('speedup'), '.2f'):>6s} {fmt(r.get('gflops'), '.1f'):>8s} "
             f"{fmt(100 * r['fraction_of_matmul'] if 'fraction_of_matmul' in r else None, '.0f'):>5s} "
-            f"{fmt(r.get('max_rel_deviation'), '.1e'):>8s} {fmt(r.get('peak_memory_mb'), '.0f'):>7s}"
+            f"{fmt(r.get('max_rel_deviation'), '.1e'):>8s} {fmt(r.get('peak_memory_mb'), '.0f'):>7s} "
+            f"{fmt(r.get('faults_per_point'), '.0f'):>9s}"
         )
     return "\n".join(lines)
 

@@ -1,14 +1,11 @@
 """Rule hessian: top eigenvalues, lambda_min and trace of the loss Hessian at a run's final weights."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import hessian
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     hessian(
         smk.input.checkpoints,
         smk.input.data,
@@ -16,7 +13,7 @@ def main(smk):
         smk.params.curvature,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

@@ -1,14 +1,11 @@
 """Rule interpolate: the loss on the straight line from a run's initial to its final weights."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import interpolation, list_checkpoints
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     checkpoints = list_checkpoints(smk.input.checkpoints)
     interpolation(
         checkpoints[0][1],
@@ -18,7 +15,7 @@ def main(smk):
         smk.params.t,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

@@ -1,14 +1,11 @@
 """Rule interpolate_seeds: the loss on the straight line between two seeds' final weights."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import final_checkpoint, interpolation
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     interpolation(
         final_checkpoint(smk.input.a),
         final_checkpoint(smk.input.b),
@@ -17,7 +14,7 @@ def main(smk):
         smk.params.t,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

@@ -1,14 +1,11 @@
 """Rule line_1d: the loss along the random plane's filter-normalised x direction."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import line
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     line(
         smk.input.checkpoints,
         smk.input.directions,
@@ -17,7 +14,7 @@ def main(smk):
         smk.params.line,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

@@ -1,15 +1,12 @@
 """Rule scale_invariance: 1-D curves along raw and filter-normalised directions, before and
 after rescaling the convolutions that feed batch norm."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import scale_invariance
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     scale_invariance(
         list(smk.params.runs),
         list(smk.input.checkpoints),
@@ -18,7 +15,7 @@ def main(smk):
         smk.params.settings,
         smk.params.plane,
         smk.params.evaluation,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

@@ -1,14 +1,11 @@
 """Rule surface_chunk: evaluate one chunk (scatter item "i-of-n") of a run's surface grid."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import surface_chunk
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     index, count = (int(k) for k in smk.wildcards.scatteritem.split("-of-"))
     surface_chunk(
         smk.input.checkpoints,
@@ -19,7 +16,7 @@ def main(smk):
         count,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log=log,
     )
 

@@ -1,16 +1,12 @@
 """Rule train: one U-Net training run -> checkpoints/ and history.csv."""
 
-import torch
-
 from unetscape.data import load_dataset
-from unetscape.device import resolve_device
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 from unetscape.training import TrainSettings, train
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
-    device = resolve_device(smk.params.device)
+    device = torch_job(smk)
     dataset = load_dataset(smk.input.data)
     settings = TrainSettings(**smk.params.settings)
     log(f"training {smk.params.run} on {device} with {smk.threads} thread(s): {smk.params.settings}")

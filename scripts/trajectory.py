@@ -1,14 +1,11 @@
 """Rule trajectory: PCA plane of a run's checkpoints, the projected path and the surface on it."""
 
-import torch
-
-from unetscape.device import resolve_device
 from unetscape.landscape.jobs import trajectory
-from unetscape.rule_entry import log, run_rule
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    device = torch_job(smk)
     trajectory(
         smk.input.checkpoints,
         smk.input.data,
@@ -17,7 +14,7 @@ def main(smk):
         smk.params.trajectory,
         smk.params.evaluation,
         smk.params.noise,
-        resolve_device(smk.params.device),
+        device,
         log,
     )
 

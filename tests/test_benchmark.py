@@ -61,22 +61,26 @@ def numbers(row, *keys):
 
 def test_every_method_has_a_row_and_the_table_prints_them(benchmark_run):
     rows, stdout = benchmark_run
-    surface = [r for r in rows if r["section"] == "surface"]
-    assert surface[0]["method"].startswith("reference")
-    methods = [r["method"] for r in surface]
-    assert any("(workflow)" in m for m in methods)
+    surface = [r["method"] for r in rows if r["section"] == "surface"]
+    assert len(surface) == 2 and surface[0].startswith("reference") and "(workflow)" in surface[1]
+    ablation = [r for r in rows if r["section"] == "ablation"]
+    assert ablation[0]["method"] == surface[0]
+    methods = [r["method"] for r in ablation]
+    assert surface[1] in methods
     assert any("vmapped" in m for m in methods)
-    assert any(r["precision"] == "bfloat16" for r in surface)
+    assert any("matrix products" in m for m in methods)
+    assert any(r["precision"] == "bfloat16" for r in ablation)
     for method in methods:
         assert method in stdout
-    assert {r["section"] for r in rows} == {"surface", "scaling", "training"}
+    assert {r["section"] for r in rows} == {"surface", "ablation", "scaling", "training"}
 
 
-def test_ratios_and_rates_are_consistent(benchmark_run):
+@pytest.mark.parametrize("section", ["surface", "ablation"])
+def test_ratios_and_rates_are_consistent(benchmark_run, section):
     rows, _ = benchmark_run
-    surface = [r for r in rows if r["section"] == "surface"]
-    reference_rate = float(surface[0]["points_per_s"])
-    for r in surface:
+    timed = [r for r in rows if r["section"] == section]
+    reference_rate = float(timed[0]["points_per_s"])
+    for r in timed:
         points, seconds, rate, speedup = numbers(r, "points", "seconds", "points_per_s", "speedup")
         assert points == GRID * GRID
         assert rate == pytest.approx(points / seconds)
@@ -85,6 +89,9 @@ def test_ratios_and_rates_are_consistent(benchmark_run):
         assert gflops == pytest.approx(flops * rate / 1e9)
         assert fraction == pytest.approx(gflops / ceiling)
         assert ceiling > 0 and float(r["peak_memory_mb"]) > 0
+        assert float(r["faults_per_point"]) >= 0
+    float32 = {r["matmul_gflops"] for r in rows if r.get("gflops") and r["precision"] == "float32"}
+    assert len(float32) == 1  # one ceiling, the fastest of the run, for every row
 
 
 def test_flops_per_point_match_a_count_by_hand(benchmark_run):
@@ -98,7 +105,7 @@ def test_flops_per_point_match_a_count_by_hand(benchmark_run):
 def test_float32_paths_agree_with_the_reference_and_bfloat16_is_measured_against_float32(benchmark_run):
     rows, _ = benchmark_run
     for r in rows:
-        if r["section"] != "surface":
+        if r["section"] not in ("surface", "ablation"):
             continue
         if r["precision"] == "float32":
             assert r["deviation_from"] == "reference"

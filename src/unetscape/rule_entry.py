@@ -35,3 +35,14 @@ def run_rule(main: Callable[[object], None], smk) -> None:
 def log(message: str) -> None:
     """Progress line to the rule's log (stderr while run_rule is active)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def torch_job(smk):
+    """Set up torch for a model job: the rule's `threads`, and the config's device resolved
+    (`unetscape.device.resolve_device`: a free GPU for `cuda`/`auto`). Returns the device."""
+    import torch  # here, so rules that draw figures or tables do not load torch
+
+    from .device import resolve_device
+
+    torch.set_num_threads(smk.threads)
+    return resolve_device(smk.params.device)
