@@ -25,7 +25,7 @@ BN_MODES = ("checkpoint", "recompute")
 EVAL_NOISE = ("train", "clean")
 PRECISIONS = ("float32", "tf32", "bfloat16")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-# "auto" batch: on a CPU, 64 images of 32x32 ran 1.2x faster than 128 (benchmarks/RESULTS.md);
+# "auto" batch: on a CPU, 64 images of 32x32 ran 1.05-1.2x faster than 128 in paired runs;
 # on a GPU a batch this large fills the device without stressing its memory.
 _CPU_PIXELS_PER_BATCH = 64 * 32 * 32
 _GPU_PIXELS_PER_BATCH = 4096 * 32 * 32
