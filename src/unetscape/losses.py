@@ -41,18 +41,24 @@ def _hard_counts(logits: torch.Tensor, masks: torch.Tensor):
     return inter, pred.sum(1, dtype=torch.float64), gt.sum(1, dtype=torch.float64)
 
 
-def hard_dice_per_image(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """2|P∩G| / (|P| + |G|) at threshold 0.5; 1 when prediction and mask are both empty."""
-    inter, p, g = _hard_counts(logits, masks)
+def _hard_dice(inter: torch.Tensor, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     denom = p + g
     return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
-def iou_per_image(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """|P∩G| / |P∪G| at threshold 0.5; 1 when prediction and mask are both empty."""
-    inter, p, g = _hard_counts(logits, masks)
+def _iou(inter: torch.Tensor, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     union = p + g - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def hard_dice_per_image(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """2|P∩G| / (|P| + |G|) at threshold 0.5; 1 when prediction and mask are both empty."""
+    return _hard_dice(*_hard_counts(logits, masks))
+
+
+def iou_per_image(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """|P∩G| / |P∪G| at threshold 0.5; 1 when prediction and mask are both empty."""
+    return _iou(*_hard_counts(logits, masks))
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class PreparedMasks:
 
 
 def metrics_per_image(logits: torch.Tensor, masks: PreparedMasks) -> torch.Tensor:
-    """(n, 3) or (points, n, 3) float64: soft Dice loss, hard Dice and IoU of every image, in one pass.
+    """(n, 3) or (points, n, 3) float64: soft Dice loss, hard Dice and IoU per image, in one pass.
 
     The same values as `soft_dice_loss_per_image`, `hard_dice_per_image` and `iou_per_image`
     (same float32 sums, so bit for bit), sharing the sigmoid, the threshold and the mask sums.
@@ -98,8 +104,5 @@ def metrics_per_image(logits: torch.Tensor, masks: PreparedMasks) -> torch.Tenso
     soft = 1 - (2 * (p * masks.values).sum(-1) + SMOOTH) / (p.sum(-1) + masks.value_sums + SMOOTH)
     pred = flat > 0
     inter = (pred & masks.positive).sum(-1, dtype=torch.float64)
-    denom = pred.sum(-1, dtype=torch.float64) + masks.positive_counts
-    dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
-    union = denom - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-    return torch.stack([soft.double(), dice, iou], dim=-1)
+    counts = (inter, pred.sum(-1, dtype=torch.float64), masks.positive_counts)
+    return torch.stack([soft.double(), _hard_dice(*counts), _iou(*counts)], dim=-1)

@@ -25,7 +25,7 @@ class PatchConvTranspose(nn.Module):
 
     Each input pixel then writes its own k x k output patch, so the layer is
     (N*H*W, C_in) @ (C_in, k*k*C_out) followed by one copy into the channels_last output.
-    On CPUs this is 1.3-3x faster than oneDNN's transposed convolution for the U-Net's
+    On CPUs this is 1.3-3.8x faster than oneDNN's transposed convolution for the U-Net's
     up-sampling layers (benchmarks/RESULTS.md). Same parameter names as the layer it replaces.
     """
 
