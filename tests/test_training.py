@@ -59,6 +59,10 @@ def test_history_and_checkpoints_layout(tmp_path):
     assert not history["diverged"].any()
     meta = read_checkpoint(out / "checkpoints" / "epoch_003.pt")
     assert meta["epoch"] == 3 and meta["seed"] == 3 and {"init_seed", "order_seed", "noise_seed"} <= set(meta)
+    # Trained in channels_last, stored in the default layout: files do not depend on the layout.
+    assert meta["memory_format"] == "channels_last"
+    convs = [v for v in meta["state_dict"].values() if v.dim() == 4 and v.shape[1] > 1 and v.shape[2] > 1]
+    assert convs and all(v.is_contiguous() and not v.is_contiguous(memory_format=torch.channels_last) for v in convs)
 
 
 def test_noise_changes_only_the_noise_stream(tmp_path):
