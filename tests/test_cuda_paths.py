@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from unetscape.data import Dataset, save_dataset
 from unetscape.landscape.jobs import random_plane, surface_chunk
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
 from unetscape.training import TrainSettings, train
+
+from job_data import write_random_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -24,10 +25,7 @@ def quiet(_):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cuda")
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (24, 16, 16, 3), dtype=np.uint8)
-    masks = (rng.random((24, 16, 16)) > 0.6).astype(np.uint8)
-    save_dataset(Dataset(images, masks, [f"img{k}" for k in range(24)], {"source": "test"}), root / "data.npz")
+    images, masks = write_random_dataset(root / "data.npz", 24)
     settings = TrainSettings(arch={"depth": 2, "base_width": 4, "norm": "batch"}, lr=0.05, momentum=0.9,
                              noise=0.1, seed=1, epochs=3, batch_size=8)
     results = {}

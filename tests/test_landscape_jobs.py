@@ -4,7 +4,6 @@ import h5py
 import numpy as np
 import pytest
 
-from unetscape.data import Dataset, save_dataset
 from unetscape.landscape.jobs import (
     interpolation,
     list_checkpoints,
@@ -15,6 +14,8 @@ from unetscape.landscape.jobs import (
 )
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
 from unetscape.training import TrainSettings, train
+
+from job_data import write_random_dataset
 
 EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint", "precision": "float32",
               "points_per_pass": 1}
@@ -29,10 +30,7 @@ def quiet(_):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs")
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
-    masks = (rng.random((8, 16, 16)) > 0.6).astype(np.uint8)
-    save_dataset(Dataset(images, masks, [f"img{k}" for k in range(8)], {"source": "test"}), root / "data.npz")
+    images, masks = write_random_dataset(root / "data.npz", 8)
     runs = {}
     for name, lr in (("ok", 0.05), ("diverged", 1e30)):
         settings = TrainSettings(arch={"depth": 1, "base_width": 4, "norm": "batch"}, lr=lr, momentum=0.9,
