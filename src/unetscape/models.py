@@ -7,6 +7,8 @@ An architecture is a dict with keys
     activation   "relu", "leaky_relu", "elu", "gelu" or "silu"
     skip         "concat" (classic U-Net), "add" (summed skips) or "none" (no skips)
     in_channels  3 (RGB)
+    init         initial weights: "kaiming_normal" (He et al. 2015, the default), "xavier_uniform"
+                 (Glorot & Bengio 2010) or "torch_default" (PyTorch's own layer initialisation)
 Presets `simple` and `improved` are the two models of the poster.
 """
 
@@ -28,6 +30,7 @@ ARCH_DEFAULTS = {
     "activation": "relu",
     "skip": "concat",
     "in_channels": 3,
+    "init": "kaiming_normal",
 }
 ARCH_PRESETS = {
     "simple": {"norm": "none", "activation": "relu"},
@@ -42,6 +45,11 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+# PyTorch's default conv initialisation (uniform, bound 1/sqrt(fan_in)) keeps a quarter of
+# the second moment per ReLU layer: after the ~14 convolutions of a depth-3 U-Net without
+# normalisation the output is the head's bias and the plain U-Net never learns. He
+# initialisation (std sqrt(2 / fan_in)) keeps it, which is why it is the default.
+INITS = ("kaiming_normal", "xavier_uniform", "torch_default")
 CHECKPOINT_FORMAT = "unetscape-checkpoint/1"
 
 
@@ -59,6 +67,8 @@ def resolve_arch(spec: dict | None = None) -> dict:
         raise ValueError(f"arch norm must be one of {NORMS}, got {arch['norm']!r}")
     if arch["skip"] not in SKIPS:
         raise ValueError(f"arch skip must be one of {SKIPS}, got {arch['skip']!r}")
+    if arch["init"] not in INITS:
+        raise ValueError(f"arch init must be one of {INITS}, got {arch['init']!r}")
     if arch["activation"] not in ACTIVATIONS:
         raise ValueError(f"arch activation must be one of {sorted(ACTIVATIONS)}, got {arch['activation']!r}")
     for key in ("depth", "base_width", "in_channels"):
@@ -104,6 +114,7 @@ class UNet(nn.Module):
             merged = 2 * widths[level] if self.skip == "concat" else widths[level]
             self.merge.append(ConvBlock(merged, widths[level], norm, act))
         self.head = nn.Conv2d(widths[0], 1, 1)
+        initialise(self, self.arch["init"], act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -122,6 +133,48 @@ class UNet(nn.Module):
                 x = x + skip
             x = merge(x)
         return self.head(x)
+
+
+def fan_in(layer: nn.Conv2d | nn.ConvTranspose2d) -> int:
+    """Inputs that reach one output value: C_in * k * k for a convolution; for a transposed
+    convolution C_in * k * k / (stride * stride), its kernel spread over the stride's phases.
+
+    (torch.nn.init reads a transposed convolution's weight (C_in, C_out, k, k) as if it were a
+    convolution's and takes C_out * k * k.)
+    """
+    kernel = layer.weight[0, 0].numel()
+    if isinstance(layer, nn.ConvTranspose2d):
+        stride = layer.stride[0] * layer.stride[1]
+        return max(1, layer.in_channels * kernel // stride)
+    return layer.in_channels // layer.groups * kernel
+
+
+def initialise(model: nn.Module, scheme: str, activation: str = "relu") -> None:
+    """Re-initialise every convolution of `model` in place, from torch's global generator.
+
+    kaiming_normal: weights N(0, gain^2 / fan_in) with the activation's gain (sqrt 2 for
+    ReLU), biases 0: the second moment of the pre-activations stays the same from layer to
+    layer (He et al. 2015). xavier_uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)),
+    biases 0. torch_default: the layers keep the initialisation they were built with.
+    """
+    if scheme == "torch_default":
+        return
+    if scheme not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {scheme!r}")
+    if activation == "leaky_relu":
+        gain = nn.init.calculate_gain("leaky_relu", 0.01)
+    else:  # ELU, GELU and SiLU are close enough to ReLU for the gain
+        gain = nn.init.calculate_gain("relu")
+    with torch.no_grad():
+        for layer in model.modules():
+            if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                continue
+            if scheme == "kaiming_normal":
+                layer.weight.normal_(0.0, gain / fan_in(layer) ** 0.5)
+            else:
+                nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                layer.bias.zero_()
 
 
 def build_model(arch: dict) -> UNet:
