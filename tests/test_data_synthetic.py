@@ -100,6 +100,8 @@ def test_shapes_dtypes_ids_and_provenance(size):
         "size": size,
         "hair": False,
         "vignette": True,
+        "heldout": 0,
+        "heldout_stream": None,
     }
 
 
@@ -200,7 +202,37 @@ def test_prepare_synthetic_uses_config_and_defaults():
         "size": 32,
         "hair": True,
         "vignette": True,
+        "heldout": 0,
+        "heldout_stream": None,
     }
     np.testing.assert_array_equal(ds.images, make_synthetic(3, 32, seed=2).images)
     with pytest.raises(DatasetError, match="data.size"):
         prepare_dataset({"source": "synthetic", "num_images": 2, "size": 0})
+
+
+def test_heldout_part_is_disjoint_deterministic_and_independent_of_the_training_part():
+    a = make_synthetic(num_images=12, size=16, seed=3, heldout=5)
+    b = make_synthetic(num_images=4, size=16, seed=3, heldout=7)
+    assert a.heldout.images.shape == (5, 16, 16, 3) and a.heldout.masks.shape == (5, 16, 16)
+    # growing either part leaves the other unchanged
+    assert np.array_equal(a.images[:4], b.images) and np.array_equal(a.heldout.images, b.heldout.images[:5])
+    # no held-out image is a training image
+    train = a.images.reshape(len(a.images), -1).astype(int)
+    held = a.heldout.images.reshape(len(a.heldout.images), -1).astype(int)
+    assert np.abs(train[:, None] - held[None]).sum(-1).min() > 0
+    assert not set(a.ids) & set(a.heldout.ids)
+    assert a.provenance["heldout"] == 5
+    again = make_synthetic(num_images=12, size=16, seed=3, heldout=5)
+    assert np.array_equal(again.heldout.images, a.heldout.images) and np.array_equal(again.heldout.masks, a.heldout.masks)
+
+
+def test_heldout_part_survives_the_file_round_trip(tmp_path):
+    from unetscape.data import load_dataset, save_dataset
+
+    ds = make_synthetic(num_images=6, size=16, seed=0, heldout=3)
+    save_dataset(ds, tmp_path / "d.npz")
+    back = load_dataset(tmp_path / "d.npz")
+    assert np.array_equal(back.heldout.images, ds.heldout.images) and back.heldout.ids == ds.heldout.ids
+    plain = make_synthetic(num_images=6, size=16, seed=0)
+    save_dataset(plain, tmp_path / "p.npz")
+    assert load_dataset(tmp_path / "p.npz").heldout is None

@@ -7,13 +7,13 @@ from unetscape.data.store import Dataset, DatasetError
 from unetscape.data.synthetic import make_synthetic
 
 SOURCES = ("synthetic", "isic")
-SYNTHETIC_DEFAULTS = {"num_images": 900, "size": 64, "seed": 0, "hair": True, "vignette": True}
+SYNTHETIC_DEFAULTS = {"num_images": 900, "size": 64, "seed": 0, "hair": True, "vignette": True, "heldout": 0}
 
 
 def prepare_dataset(data_cfg: dict) -> Dataset:
     """Build the dataset that `data_cfg` (the config's `data:` mapping) describes.
 
-    synthetic: num_images, size, seed, hair, vignette (each optional, defaults above).
+    synthetic: num_images, size, seed, hair, vignette, heldout (each optional, defaults above).
     isic: images_dir, masks_dir, size (required); num_images (optional, null = all images).
     """
     if not isinstance(data_cfg, dict):

@@ -18,6 +18,9 @@ import numpy as np
 from unetscape.atomic import atomic_path
 
 NPZ_KEYS = ("images", "masks", "ids", "provenance")
+# The held-out part (never seen in training) is stored beside the training part under these
+# keys; a file without them has no held-out part.
+HELDOUT_KEYS = ("heldout_images", "heldout_masks", "heldout_ids")
 
 
 class DatasetError(ValueError):
@@ -26,12 +29,17 @@ class DatasetError(ValueError):
 
 @dataclass
 class Dataset:
-    """Images uint8 N×H×W×3, masks uint8 N×H×W in {0, 1}, one id per image, provenance."""
+    """Images uint8 N×H×W×3, masks uint8 N×H×W in {0, 1}, one id per image, provenance.
+
+    `heldout` is the part of the data set that training never sees (a Dataset of its own,
+    same image size, ids distinct from the training ids), or None.
+    """
 
     images: np.ndarray
     masks: np.ndarray
     ids: list[str]
     provenance: dict = field(default_factory=dict)
+    heldout: "Dataset | None" = None
 
     def __post_init__(self) -> None:
         images, masks = self.images, self.masks
@@ -62,6 +70,17 @@ class Dataset:
             json.dumps(self.provenance)
         except (TypeError, ValueError) as err:
             raise DatasetError(f"provenance must be JSON-serialisable: {err}") from None
+        if self.heldout is not None:
+            if not isinstance(self.heldout, Dataset) or self.heldout.heldout is not None:
+                raise DatasetError("heldout must be a Dataset without a held-out part of its own")
+            if self.heldout.images.shape[1:] != images.shape[1:]:
+                raise DatasetError(
+                    f"held-out images have shape {self.heldout.images.shape[1:]}, "
+                    f"training images {images.shape[1:]}"
+                )
+            shared = set(self.ids) & set(self.heldout.ids)
+            if shared:
+                raise DatasetError(f"ids {sorted(shared)[:3]} are in both the training and the held-out part")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -78,6 +97,13 @@ def save_dataset(ds: Dataset, path: str | os.PathLike) -> None:
     provenance = json.dumps(ds.provenance, sort_keys=True)
     # np.savez appends ".npz" to a bare filename (and atomic_path's temp name ends in ".tmp"),
     # so hand it an open file instead.
+    heldout = {}
+    if ds.heldout is not None:
+        heldout = {
+            "heldout_images": ds.heldout.images,
+            "heldout_masks": ds.heldout.masks,
+            "heldout_ids": np.array(ds.heldout.ids, dtype=np.str_),
+        }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
@@ -85,6 +111,7 @@ def save_dataset(ds: Dataset, path: str | os.PathLike) -> None:
             masks=ds.masks,
             ids=np.array(ds.ids, dtype=np.str_),
             provenance=np.array(provenance, dtype=np.str_),
+            **heldout,
         )
 
 
@@ -102,14 +129,19 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             if missing:
                 raise DatasetError(f"{path}: missing keys {missing} (has {archive.files})")
             arrays = {key: _read_array(archive, key, path) for key in NPZ_KEYS}
+            present = [key for key in HELDOUT_KEYS if key in archive.files]
+            if present and len(present) != len(HELDOUT_KEYS):
+                raise DatasetError(f"{path}: has {present} but not all of {list(HELDOUT_KEYS)}")
+            arrays.update({key: _read_array(archive, key, path) for key in present})
     except DatasetError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DatasetError(f"{path}: not a readable .npz archive ({err})") from None
 
     ids, provenance = arrays["ids"], arrays["provenance"]
-    if ids.dtype.kind != "U" or ids.ndim != 1:
-        raise DatasetError(f"{path}: key 'ids' must be a 1-D unicode array, got {ids.dtype}")
+    for key in ("ids", "heldout_ids"):
+        if key in arrays and (arrays[key].dtype.kind != "U" or arrays[key].ndim != 1):
+            raise DatasetError(f"{path}: key {key!r} must be a 1-D unicode array, got {arrays[key].dtype}")
     if provenance.dtype.kind != "U" or provenance.ndim != 0:
         raise DatasetError(f"{path}: key 'provenance' must be a 0-d unicode array (JSON text)")
     try:
@@ -117,11 +149,20 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path}: key 'provenance' is not valid JSON ({err})") from None
     try:
+        heldout = None
+        if "heldout_images" in arrays:
+            heldout = Dataset(
+                images=arrays["heldout_images"],
+                masks=arrays["heldout_masks"],
+                ids=[str(i) for i in arrays["heldout_ids"]],
+                provenance={"part": "heldout"},
+            )
         return Dataset(
             images=arrays["images"],
             masks=arrays["masks"],
             ids=[str(i) for i in ids],
             provenance=provenance,
+            heldout=heldout,
         )
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None

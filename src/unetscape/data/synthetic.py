@@ -59,6 +59,10 @@ DARK_PIGMENTS = (MID_BROWN, DARK_BROWN, BLACK_BROWN)
 # lesion_radius steps k up one at a time.
 HARMONICS = np.arange(2, 7)
 
+# Held-out image i comes from SeedSequence(seed, spawn_key=(HELDOUT_STREAM, i)), training image
+# i from spawn_key=(i,): spawn keys of different length give unrelated streams.
+HELDOUT_STREAM = 1 << 30
+
 
 def make_synthetic(
     num_images: int = 900,
@@ -66,19 +70,31 @@ def make_synthetic(
     seed: int = 0,
     hair: bool = True,
     vignette: bool = True,
+    heldout: int = 0,
 ) -> Dataset:
-    """Render `num_images` images of `size`×`size`; image i depends only on (seed, i)."""
-    for name, value, low in (("num_images", num_images, 1), ("size", size, 8), ("seed", seed, 0)):
+    """Render `num_images` images of `size`×`size`; image i depends only on (seed, i).
+
+    `heldout` more images form the held-out part, drawn from a stream of their own
+    (`HELDOUT_STREAM`), so growing either part leaves the other unchanged.
+    """
+    for name, value, low in (
+        ("num_images", num_images, 1), ("size", size, 8), ("seed", seed, 0), ("heldout", heldout, 0)
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise DatasetError(f"{name} must be an integer >= {low}, got {value!r}")
     for name, value in (("hair", hair), ("vignette", vignette)):
         if not isinstance(value, (bool, np.bool_)):
             raise DatasetError(f"{name} must be true or false, got {value!r}")
 
-    images = np.empty((num_images, size, size, 3), dtype=np.uint8)
-    masks = np.empty((num_images, size, size), dtype=np.uint8)
-    for i in range(num_images):
-        images[i], masks[i] = render_image(int(seed), i, int(size), bool(hair), bool(vignette))
+    images, masks = _render_set(int(seed), range(num_images), int(size), bool(hair), bool(vignette))
+    part = None
+    if heldout:
+        keys = [(HELDOUT_STREAM, i) for i in range(heldout)]
+        part = Dataset(
+            *_render_set(int(seed), keys, int(size), bool(hair), bool(vignette)),
+            ids=[f"synthetic_heldout_{i:06d}" for i in range(heldout)],
+            provenance={"part": "heldout"},
+        )
     provenance = {
         "source": "synthetic",
         "generator": GENERATOR_VERSION,
@@ -87,18 +103,33 @@ def make_synthetic(
         "size": int(size),
         "hair": bool(hair),
         "vignette": bool(vignette),
+        "heldout": int(heldout),
+        "heldout_stream": f"SeedSequence(seed, spawn_key=({HELDOUT_STREAM}, i))" if heldout else None,
     }
     ids = [f"synthetic_{i:06d}" for i in range(num_images)]
-    return Dataset(images=images, masks=masks, ids=ids, provenance=provenance)
+    return Dataset(images=images, masks=masks, ids=ids, provenance=provenance, heldout=part)
+
+
+def _render_set(seed: int, keys, size: int, hair: bool, vignette: bool) -> tuple[np.ndarray, np.ndarray]:
+    keys = list(keys)
+    images = np.empty((len(keys), size, size, 3), dtype=np.uint8)
+    masks = np.empty((len(keys), size, size), dtype=np.uint8)
+    for k, key in enumerate(keys):
+        images[k], masks[k] = render_image(seed, key, size, hair, vignette)
+    return images, masks
 
 
 def render_image(
-    seed: int, index: int, size: int, hair: bool, vignette: bool
+    seed: int, index: int | tuple[int, int], size: int, hair: bool, vignette: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image (uint8 H×W×3) and its lesion mask (uint8 H×W in {0, 1})."""
+    """One image (uint8 H×W×3) and its lesion mask (uint8 H×W in {0, 1}).
+
+    `index` i is training image i; (HELDOUT_STREAM, i) is held-out image i.
+    """
     # Child `index` of SeedSequence(seed): the same stream however many images are made.
     # One stream per layer keeps skin and lesion identical with hair or vignette turned off.
-    image_seq = np.random.SeedSequence(seed, spawn_key=(index,))
+    spawn_key = index if isinstance(index, tuple) else (index,)
+    image_seq = np.random.SeedSequence(seed, spawn_key=spawn_key)
     skin_rng, lesion_rng, hair_rng, vignette_rng, noise_rng = (
         np.random.default_rng(s) for s in image_seq.spawn(5)
     )
