@@ -34,7 +34,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """Mean per-image soft Dice loss, hard Dice and IoU of `model` over the set (x, y).
 
     Per-image values are summed in float64 across batches, so the result does not depend on
-    `batch_size`. The caller decides train/eval mode.
+    `batch_size`. The caller decides train/eval mode. Where the loss is not finite (a
+    diverged model) Dice and IoU are NaN too: a NaN logit thresholds to "background", which
+    would otherwise score as a real prediction.
     """
     n = x.shape[0]
     totals = torch.zeros(3, dtype=torch.float64, device=x.device)
@@ -45,4 +47,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         totals[1] += hard_dice_per_image(logits, masks).sum()
         totals[2] += iou_per_image(logits, masks).sum()
     loss, dice, iou = (totals / n).tolist()
+    if not np.isfinite(loss):
+        dice = iou = float("nan")
     return {"loss": loss, "dice": dice, "iou": iou}

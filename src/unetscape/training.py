@@ -1,4 +1,5 @@
-"""Train one U-Net run: SGD on the Dice loss with Gaussian input-noise augmentation."""
+"""Train one U-Net run: SGD on the Dice loss with Gaussian input-noise augmentation, until the
+training loss reaches a plateau or the epochs run out; then decide the run's outcome."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from .atomic import atomic_path
 from .evaluation import evaluate, images_to_tensor, masks_to_tensor
 from .losses import dice_loss
 from .models import build_model, save_checkpoint
+from .outcomes import CHECKPOINT_ROLES, Plateau, best_constant_dice, classify, plateau_fall, plateau_reached, write_outcome
 from .seeding import derive_seed
 
 OPTIMIZER_PRESETS = {"sgd": {"momentum": 0.0}, "sgd_momentum": {"momentum": 0.9}}
-HISTORY_COLUMNS = ["kind", "step", "epoch", "loss", "dice", "iou", "lr", "diverged"]
+HISTORY_COLUMNS = [
+    "kind", "step", "epoch", "loss", "dice", "iou", "heldout_loss", "heldout_dice", "heldout_iou",
+    "lr", "diverged", "outcome",
+]
+
 
 
 @dataclass
@@ -34,6 +40,9 @@ class TrainSettings:
     batch_size: int = 16
     save_every: int = 1
     eval_batch_size: int = 128
+    plateau: dict | None = None  # {window, tolerance}: see outcomes.Plateau
+    stop_on_plateau: bool = True
+    collapse_margin: float = 0.02
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
@@ -41,6 +50,13 @@ class TrainSettings:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(self, key)!r}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise!r}")
+        if not 0 <= self.collapse_margin < 1:
+            raise ValueError(f"training.collapse_margin must be in [0, 1), got {self.collapse_margin!r}")
+        self.plateau_rule  # checks the plateau settings
+
+    @property
+    def plateau_rule(self) -> Plateau:
+        return Plateau(**(self.plateau or {}))
 
     def seeds(self) -> dict:
         return {f"{s}_seed": derive_seed(self.seed, s) for s in ("init", "order", "noise")}
@@ -52,6 +68,8 @@ class TrainResult:
     diverged: bool
     final_loss: float
     checkpoints: list[Path]
+    outcome: str = "finished"
+    reason: str = ""
 
 
 TRAIN_MEMORY_FORMAT = torch.channels_last
@@ -74,11 +92,19 @@ def train(
     run_id: str = "",
     device: str | torch.device = "cpu",
     log: Callable[[str], None] = print,
+    heldout_images: np.ndarray | None = None,
+    heldout_masks: np.ndarray | None = None,
+    outcome_path: str | os.PathLike | None = None,
 ) -> TrainResult:
-    """Train from seeded initial weights; write checkpoints and the history CSV.
+    """Train from seeded initial weights; write checkpoints, the history CSV and the outcome.
 
-    A non-finite loss or weight is a result: training stops, the history row says
-    `diverged`, the checkpoints saved so far stay, and the function returns normally.
+    After every epoch the model is evaluated (eval mode, clean images) on the whole training
+    set and, if given, on the held-out set. Training stops early when the training loss reaches
+    a plateau (`settings.plateau`, if `stop_on_plateau`); the last epoch is always saved. A
+    non-finite loss or weight is a result: training stops, the history row says `diverged`,
+    the checkpoints saved so far stay, and the function returns normally. The outcome
+    (`outcomes.classify`) is written to every history row and, with the details, to
+    `outcome_path` as JSON.
     """
     device = torch.device(device)
     seeds = settings.seeds()
@@ -95,7 +121,14 @@ def train(
 
     x = images_to_tensor(images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT)
     y = masks_to_tensor(masks, device)
+    heldout = None
+    if heldout_images is not None and len(heldout_images):
+        heldout = (
+            images_to_tensor(heldout_images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT),
+            masks_to_tensor(heldout_masks, device),
+        )
     n = x.shape[0]
+    plateau = settings.plateau_rule
     steps_per_epoch = math.ceil(n / settings.batch_size)
     meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings),
             "memory_format": str(TRAIN_MEMORY_FORMAT).removeprefix("torch.")}
@@ -106,9 +139,13 @@ def train(
     def epoch_row(epoch: int, step: int) -> dict:
         model.eval()
         metrics = evaluate(model, x, y, settings.eval_batch_size)
+        held = {}
+        if heldout is not None:
+            held = {f"heldout_{k}": v for k, v in evaluate(model, *heldout, settings.eval_batch_size).items()}
         model.train()
         diverged = not math.isfinite(metrics["loss"])
-        row = {"kind": "epoch", "step": step, "epoch": epoch, **metrics, "lr": settings.lr, "diverged": diverged}
+        row = {"kind": "epoch", "step": step, "epoch": epoch, **metrics, **held, "lr": settings.lr,
+               "diverged": diverged}
         rows.append(row)
         return row
 
@@ -121,7 +158,8 @@ def train(
     row = epoch_row(0, 0)
     save(0)
     log(f"[{run_id}] epoch 0/{settings.epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
-    step, diverged, epochs_run = 0, False, 0
+    step, diverged, epochs_run, on_plateau = 0, False, 0, False
+    losses = [row["loss"]]
     model.train()
     for epoch in range(1, settings.epochs + 1):
         order = torch.randperm(n, generator=order_gen).to(device)
@@ -154,20 +192,60 @@ def train(
             diverged = True
             log(f"[{run_id}] diverged: epoch {epoch} loss is {row['loss']}; stopping")
             break
-        if epoch % settings.save_every == 0 or epoch == settings.epochs:
+        losses.append(row["loss"])
+        on_plateau = settings.stop_on_plateau and plateau_reached(losses, plateau)
+        if epoch % settings.save_every == 0 or epoch == settings.epochs or on_plateau:
             save(epoch)
         rate = step * settings.batch_size / (time.time() - start)
+        held = f" held-out dice {row['heldout_dice']:.4f}" if heldout is not None else ""
         log(f"[{run_id}] epoch {epoch}/{settings.epochs}: loss {row['loss']:.4f} "
-            f"dice {row['dice']:.4f} iou {row['iou']:.4f} ({rate:.0f} img/s)")
+            f"dice {row['dice']:.4f} iou {row['iou']:.4f}{held} ({rate:.0f} img/s)")
+        if on_plateau:
+            fall, total = plateau_fall(losses, plateau.window)
+            log(f"[{run_id}] plateau at epoch {epoch}: the last {plateau.window} epochs gained {fall:.4f} "
+                f"(<= {plateau.tolerance:g} x {total:.4f}); stopping")
+            break
 
+    epochs = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])]
+    final = epochs[-1]
+    constant = best_constant_dice(masks)
+    outcome, reason = classify(
+        losses, final["dice"], diverged, on_plateau, constant, plateau, settings.collapse_margin
+    )
+    for r in rows:
+        r["outcome"] = outcome
     write_history(rows, history_path)
-    final = [r for r in rows if r["kind"] == "epoch"][-1]
-    return TrainResult(epochs_run, diverged, final["loss"], saved)
+    log(f"[{run_id}] outcome: {outcome} ({reason})")
+    if outcome_path is not None:
+        trained = [p for p in saved if int(p.stem.split("_")[1]) > 0]
+        summary = {
+            "run": run_id,
+            "outcome": outcome,
+            "reason": reason,
+            "epochs_run": epochs_run,
+            "max_epochs": settings.epochs,
+            "stopped_on_plateau": on_plateau,
+            "plateau": {"window": plateau.window, "tolerance": plateau.tolerance,
+                        **dict(zip(("fall", "total"), plateau_fall(losses, plateau.window)))},
+            "final_epoch": final["epoch"],
+            **{f"final_{k}": final.get(k, math.nan) for k in ("loss", "dice", "iou", "heldout_loss",
+                                                              "heldout_dice", "heldout_iou")},
+            "constant_dice": constant,
+            "heldout_constant_dice": best_constant_dice(heldout_masks) if heldout is not None else None,
+            "collapse_margin": settings.collapse_margin,
+            # The weights every landscape job measures: never the initial ones.
+            "landscape_checkpoint": trained[-1].name if trained else None,
+            "checkpoint_role": CHECKPOINT_ROLES[outcome] if trained else None,
+            "seed": settings.seed,
+            **seeds,
+        }
+        write_outcome(summary, outcome_path)
+    return TrainResult(epochs_run, diverged, final["loss"], saved, outcome, reason)
 
 
 def write_history(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
