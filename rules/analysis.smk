@@ -1,7 +1,8 @@
 rule training_table:
     input:
         histories=get_study_histories,
-        code=code("tables"),
+        outcomes=get_study_outcomes,
+        code=code("training_table.py"),
     output:
         "results/tables/training_{study}.csv",
     log:
@@ -10,7 +11,7 @@ rule training_table:
     conda:
         "../envs/unetscape.yaml"
     params:
-        runs=get_study_runs,
+        study=get_study_params,
     script:
         "../scripts/training_table.py"
 
@@ -21,7 +22,8 @@ rule landscape_metrics:
         lines=get_study_lines,
         hessians=get_study_hessians,
         histories=get_study_histories,
-        code=code("metrics"),
+        outcomes=get_study_outcomes,
+        code=code("landscape_metrics.py"),
     output:
         runs=report(
             "results/tables/landscape_{study}.csv",
@@ -47,3 +49,31 @@ rule landscape_metrics:
         metrics=config["metrics"],
     script:
         "../scripts/landscape_metrics.py"
+
+
+rule findings:
+    input:
+        unpack(get_findings_tables),
+        code=code("findings.py"),
+    output:
+        table=report(
+            "results/tables/findings.csv",
+            category="Findings",
+            caption="../report/findings_table.rst",
+            labels={"table": "findings"},
+        ),
+        summary=report(
+            "results/report/findings.rst",
+            category="Findings",
+            caption="../report/findings_summary.rst",
+            labels={"table": "verdicts"},
+        ),
+    log:
+        "results/logs/findings.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        metrics=config["metrics"],
+    script:
+        "../scripts/findings.py"

@@ -9,6 +9,7 @@ from unetscape.source_tree import use_source_tree
 use_source_tree(Path(workflow.basedir) / "src")
 
 from unetscape.cluster import gpu_resources
+from unetscape.code_inputs import code_inputs
 from unetscape.config import (
     ConfigError,
     all_runs,
@@ -26,6 +27,9 @@ except ConfigError as err:
 
 
 STUDIES = list(config["studies"])
+# Studies the findings' claims are about (unetscape/findings.py): a claim whose study is not
+# configured is reported as not tested.
+FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips")
 DATASET = config["data"]["name"]
 RUN_DIR = "results/runs/{arch}/{optim}/noise{noise}/seed{seed}"
 RUN_LOG = "{arch}/{optim}/noise{noise}/seed{seed}"
@@ -48,76 +52,12 @@ wildcard_constraints:
     dataset=DATASET,
 
 
-# The package modules each rule runs. Declared as inputs, an edit to one of them re-runs
-# exactly the jobs that use it (Snakemake's code trigger only sees the script itself).
-PACKAGE = Path(workflow.basedir) / "src" / "unetscape"
-
-CODE = {
-    "data": [
-        "atomic.py",
-        "data/store.py",
-        "data/synthetic.py",
-        "data/isic.py",
-        "data/prepare.py",
-    ],
-    "train": [
-        "atomic.py",
-        "data/store.py",
-        "models.py",
-        "losses.py",
-        "evaluation.py",
-        "seeding.py",
-        "device.py",
-        "training.py",
-    ],
-    "landscape": [
-        "atomic.py",
-        "data/store.py",
-        "models.py",
-        "losses.py",
-        "evaluation.py",
-        "device.py",
-        "landscape/directions.py",
-        "landscape/grid.py",
-        "landscape/surface.py",
-        "landscape/surface_io.py",
-        "landscape/interpolation.py",
-        "landscape/trajectory.py",
-        "landscape/jobs.py",
-    ],
-    "tables": ["training_tables.py"],
-    "figures": ["training_tables.py", "plots/style.py", "plots/training.py"],
-    "hessian": [
-        "atomic.py",
-        "data/store.py",
-        "models.py",
-        "losses.py",
-        "evaluation.py",
-        "device.py",
-        "curvature.py",
-        "landscape/surface.py",
-        "landscape/jobs.py",
-    ],
-    "metrics": [
-        "atomic.py",
-        "training_tables.py",
-        "landscape/surface_io.py",
-        "landscape_metrics.py",
-        "statistics.py",
-        "landscape_tables.py",
-    ],
-    "merge": ["atomic.py", "landscape/grid.py", "landscape/surface_io.py"],
-    "landscape_figures": [
-        "plots/style.py",
-        "plots/landscape.py",
-        "plots/metrics.py",
-        "landscape/surface_io.py",
-    ],
-}
-
-
-def code(stage):
-    return [str(PACKAGE / name) for name in CODE[stage]]
+# The package modules each rule's script runs, derived from its imports (see
+# unetscape/code_inputs.py). Declared as inputs, an edit to one of them re-runs exactly the
+# jobs that use it (Snakemake's code trigger only sees the script itself); relative to the
+# working directory, so a moved project re-runs nothing.
+def code(script):
+    return code_inputs(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src")
 
 
 def get_dataset():
@@ -204,8 +144,18 @@ def get_scale_invariance_checkpoints(wildcards):
     ]
 
 
+def get_scale_invariance_outcomes(wildcards):
+    return [
+        f"results/runs/{run}/outcome.json" for run in config["scale_invariance"]["runs"]
+    ]
+
+
 def get_study_histories(wildcards):
     return [run_path(run, "history.csv") for run in study_runs(config, wildcards.study)]
+
+
+def get_study_outcomes(wildcards):
+    return [run_path(run, "outcome.json") for run in study_runs(config, wildcards.study)]
 
 
 def get_study_runs(wildcards):
@@ -222,8 +172,17 @@ def get_study_params(wildcards):
     }
 
 
+def get_findings_tables(wildcards):
+    """The per-run landscape table of every study a claim of the findings reads."""
+    return {
+        study: f"results/tables/landscape_{study}.csv"
+        for study in FINDINGS_STUDIES
+        if study in config["studies"]
+    }
+
+
 def get_final_outputs():
-    outputs = [get_dataset()]
+    outputs = [get_dataset(), "results/tables/findings.csv", "results/report/findings.rst"]
     for study in STUDIES:
         outputs += [
             f"results/tables/training_{study}.csv",

@@ -1,6 +1,6 @@
 rule prepare_dataset:
     input:
-        code=code("data"),
+        code=code("prepare_dataset.py"),
     output:
         "results/data/{dataset}.npz",
     log:

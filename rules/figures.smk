@@ -1,7 +1,8 @@
 rule training_figure:
     input:
         histories=get_study_histories,
-        code=code("figures"),
+        outcomes=get_study_outcomes,
+        code=code("training_figure.py"),
     output:
         png=report(
             "results/figures/{study}.png",
@@ -28,7 +29,8 @@ rule run_figures:
         line=f"{LANDSCAPE_DIR}/random/line.h5",
         interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
         trajectory=f"{LANDSCAPE_DIR}/pca/surface.h5",
-        code=code("landscape_figures"),
+        outcome=f"{RUN_DIR}/outcome.json",
+        code=code("run_figures.py"),
     output:
         surface=report(
             f"results/figures/landscape/{RUN_LOG}/surface.png",
@@ -70,7 +72,7 @@ rule run_figures:
 rule landscape_figure:
     input:
         surfaces=get_study_surfaces,
-        code=code("landscape_figures"),
+        code=code("landscape_figure.py"),
     output:
         png=report(
             "results/figures/{study}_landscape.png",
@@ -95,7 +97,7 @@ rule landscape_figure:
 rule interpolation_figure:
     input:
         unpack(get_study_interpolations),
-        code=code("landscape_figures"),
+        code=code("interpolation_figure.py"),
     output:
         png=report(
             "results/figures/{study}_interpolation.png",
@@ -122,7 +124,7 @@ rule metrics_figure:
     input:
         runs="results/tables/landscape_{study}.csv",
         conditions="results/tables/conditions_{study}.csv",
-        code=code("landscape_figures"),
+        code=code("metrics_figure.py"),
     output:
         png=report(
             "results/figures/{study}_metrics.png",
@@ -139,6 +141,7 @@ rule metrics_figure:
         "../envs/unetscape.yaml"
     params:
         study=get_study_params,
+        level=config["metrics"]["level"],
     script:
         "../scripts/metrics_figure.py"
 
@@ -146,7 +149,7 @@ rule metrics_figure:
 rule scale_invariance_figure:
     input:
         "results/landscape/scale_invariance.h5",
-        code=code("landscape_figures"),
+        code=code("scale_invariance_figure.py"),
     output:
         png=report(
             "results/figures/scale_invariance.png",

@@ -1,31 +1,44 @@
-# Loss landscapes of every run's final weights (Li et al. 2018): a filter-normalised random
-# plane evaluated in scattered chunks, a 1-D line, interpolations and the PCA trajectory.
+# Loss landscapes of every run's measured weights (Li et al. 2018): a filter-normalised random
+# plane evaluated in scattered chunks, its 1-D line, the training path (PCA trajectory and the
+# straight line from the initial weights), interpolations between seeds and the curvature.
+# Each job measures the checkpoint the run's outcome.json names (never the initial weights).
 
 
-rule directions:
+rule random_plane:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
-        code=code("landscape"),
+        outcome=f"{RUN_DIR}/outcome.json",
+        data=get_dataset(),
+        code=code("random_plane.py"),
     output:
-        f"{LANDSCAPE_DIR}/random/directions.h5",
+        directions=f"{LANDSCAPE_DIR}/random/directions.h5",
+        line=f"{LANDSCAPE_DIR}/random/line.h5",
     log:
-        f"results/logs/directions/{RUN_LOG}.log",
-    # Seconds of work (two random vectors the size of the model): cheaper than queueing.
-    localrule: True
+        f"results/logs/random_plane/{RUN_LOG}.log",
+    benchmark:
+        f"results/benchmarks/random_plane/{RUN_LOG}.tsv"
     conda:
         "../envs/unetscape.yaml"
+    threads: config["threads"]
+    resources:
+        **GPU_JOB,
     params:
         plane=config["landscape"]["plane"],
+        line=config["landscape"]["line"],
+        evaluation=config["landscape"]["evaluation"],
+        noise=get_run_noise,
+        device=config["device"],
     script:
-        "../scripts/directions.py"
+        "../scripts/random_plane.py"
 
 
 rule surface_chunk:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
+        outcome=f"{RUN_DIR}/outcome.json",
         directions=f"{LANDSCAPE_DIR}/random/directions.h5",
         data=get_dataset(),
-        code=code("landscape"),
+        code=code("surface_chunk.py"),
     output:
         temp(f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5"),
     log:
@@ -48,7 +61,7 @@ rule surface_chunk:
 rule merge_surface:
     input:
         chunks=gather.surface(f"{LANDSCAPE_DIR_ESC}/random/chunks/{{scatteritem}}.h5"),
-        code=code("merge"),
+        code=code("merge_surface.py"),
     output:
         f"{LANDSCAPE_DIR}/random/surface.h5",
     log:
@@ -60,59 +73,43 @@ rule merge_surface:
         "../scripts/merge_surface.py"
 
 
-rule line_1d:
+rule training_path:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
-        directions=f"{LANDSCAPE_DIR}/random/directions.h5",
+        outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
-        code=code("landscape"),
+        code=code("training_path.py"),
     output:
-        f"{LANDSCAPE_DIR}/random/line.h5",
+        directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
+        surface=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
     log:
-        f"results/logs/line_1d/{RUN_LOG}.log",
+        f"results/logs/training_path/{RUN_LOG}.log",
+    benchmark:
+        f"results/benchmarks/training_path/{RUN_LOG}.tsv"
     conda:
         "../envs/unetscape.yaml"
     threads: config["threads"]
     resources:
         **GPU_JOB,
     params:
-        line=config["landscape"]["line"],
+        trajectory=config["landscape"]["trajectory"],
+        interpolation=config["landscape"]["interpolation"],
         evaluation=config["landscape"]["evaluation"],
         noise=get_run_noise,
         device=config["device"],
     script:
-        "../scripts/line_1d.py"
-
-
-rule interpolate:
-    input:
-        checkpoints=f"{RUN_DIR}/checkpoints",
-        data=get_dataset(),
-        code=code("landscape"),
-    output:
-        f"{LANDSCAPE_DIR}/interpolation_init.h5",
-    log:
-        f"results/logs/interpolate/{RUN_LOG}.log",
-    conda:
-        "../envs/unetscape.yaml"
-    threads: config["threads"]
-    resources:
-        **GPU_JOB,
-    params:
-        t=config["landscape"]["interpolation"]["t"],
-        evaluation=config["landscape"]["evaluation"],
-        noise=get_run_noise,
-        device=config["device"],
-    script:
-        "../scripts/interpolate.py"
+        "../scripts/training_path.py"
 
 
 rule interpolate_seeds:
     input:
         a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/checkpoints",
+        outcome_a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/outcome.json",
         b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
+        outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
         data=get_dataset(),
-        code=code("landscape"),
+        code=code("interpolate_seeds.py"),
     output:
         "results/landscape/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}/interpolation.h5",
     log:
@@ -123,7 +120,7 @@ rule interpolate_seeds:
     resources:
         **GPU_JOB,
     params:
-        t=config["landscape"]["interpolation"]["t"],
+        interpolation=config["landscape"]["interpolation"],
         evaluation=config["landscape"]["evaluation"],
         noise=get_run_noise,
         device=config["device"],
@@ -131,37 +128,12 @@ rule interpolate_seeds:
         "../scripts/interpolate_seeds.py"
 
 
-rule trajectory:
-    input:
-        checkpoints=f"{RUN_DIR}/checkpoints",
-        data=get_dataset(),
-        code=code("landscape"),
-    output:
-        directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
-        surface=f"{LANDSCAPE_DIR}/pca/surface.h5",
-    log:
-        f"results/logs/trajectory/{RUN_LOG}.log",
-    benchmark:
-        f"results/benchmarks/trajectory/{RUN_LOG}.tsv"
-    conda:
-        "../envs/unetscape.yaml"
-    threads: config["threads"]
-    resources:
-        **GPU_JOB,
-    params:
-        trajectory=config["landscape"]["trajectory"],
-        evaluation=config["landscape"]["evaluation"],
-        noise=get_run_noise,
-        device=config["device"],
-    script:
-        "../scripts/trajectory.py"
-
-
 rule hessian:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
+        outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
-        code=code("hessian"),
+        code=code("hessian.py"),
     output:
         f"{LANDSCAPE_DIR}/hessian.json",
     log:
@@ -185,8 +157,9 @@ rule hessian:
 rule scale_invariance:
     input:
         checkpoints=get_scale_invariance_checkpoints,
+        outcomes=get_scale_invariance_outcomes,
         data=get_dataset(),
-        code=code("landscape"),
+        code=code("scale_invariance.py"),
     output:
         "results/landscape/scale_invariance.h5",
     log:

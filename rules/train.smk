@@ -1,10 +1,11 @@
 rule train:
     input:
         data=get_dataset(),
-        code=code("train"),
+        code=code("train.py"),
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         history=f"{RUN_DIR}/history.csv",
+        outcome=f"{RUN_DIR}/outcome.json",
     log:
         f"results/logs/train/{RUN_LOG}.log",
     benchmark:

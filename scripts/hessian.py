@@ -8,6 +8,7 @@ def main(smk):
     device = torch_job(smk)
     hessian(
         smk.input.checkpoints,
+        smk.input.outcome,
         smk.input.data,
         smk.output[0],
         smk.params.curvature,

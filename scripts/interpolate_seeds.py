@@ -1,17 +1,17 @@
-"""Rule interpolate_seeds: the loss on the straight line between two seeds' final weights."""
+"""Rule interpolate_seeds: the straight line between the measured weights of two seeds of one condition."""
 
-from unetscape.landscape.jobs import final_checkpoint, interpolation
+from unetscape.landscape.jobs import interpolation_seeds
 from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
     device = torch_job(smk)
-    interpolation(
-        final_checkpoint(smk.input.a),
-        final_checkpoint(smk.input.b),
+    interpolation_seeds(
+        [smk.input.a, smk.input.b],
+        [smk.input.outcome_a, smk.input.outcome_b],
         smk.input.data,
         smk.output[0],
-        smk.params.t,
+        smk.params.interpolation,
         smk.params.evaluation,
         smk.params.noise,
         device,

@@ -17,7 +17,7 @@ def main(smk):
         metrics["rises"],
     )
     write_csv(table, smk.output.runs)
-    summary = conditions(table, metrics["level"])
+    summary = conditions(table, metrics)
     write_csv(summary, smk.output.conditions)
     log(f"{len(table)} runs in {len(summary)} conditions")
 

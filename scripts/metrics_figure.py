@@ -5,7 +5,9 @@ from unetscape.rule_entry import run_rule
 
 
 def main(smk):
-    plot_study_metrics(smk.params.study, smk.input.runs, smk.input.conditions, smk.output.png, smk.output.pdf)
+    plot_study_metrics(
+        smk.params.study, smk.input.runs, smk.input.conditions, smk.output.png, smk.output.pdf, level=smk.params.level
+    )
 
 
 if __name__ == "__main__":

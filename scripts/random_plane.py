@@ -1,11 +1,24 @@
-"""Rule directions: the filter-normalised random plane through a run's final weights."""
+"""Rule random_plane: the filter-normalised random plane of a run, and the 1-D line along its x direction."""
 
-from unetscape.landscape.jobs import random_plane
-from unetscape.rule_entry import log, run_rule
+from unetscape.landscape.jobs import random_plane_and_line
+from unetscape.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):
-    random_plane(smk.input.checkpoints, smk.output[0], smk.params.plane, log)
+    device = torch_job(smk)
+    random_plane_and_line(
+        smk.input.checkpoints,
+        smk.input.outcome,
+        smk.input.data,
+        smk.output.directions,
+        smk.output.line,
+        smk.params.plane,
+        smk.params.line,
+        smk.params.evaluation,
+        smk.params.noise,
+        device,
+        log,
+    )
 
 
 if __name__ == "__main__":

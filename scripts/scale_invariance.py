@@ -10,6 +10,7 @@ def main(smk):
     scale_invariance(
         list(smk.params.runs),
         list(smk.input.checkpoints),
+        list(smk.input.outcomes),
         smk.input.data,
         smk.output[0],
         smk.params.settings,

@@ -9,6 +9,7 @@ def main(smk):
     index, count = (int(k) for k in smk.wildcards.scatteritem.split("-of-"))
     surface_chunk(
         smk.input.checkpoints,
+        smk.input.outcome,
         smk.input.directions,
         smk.input.data,
         smk.output[0],

@@ -19,9 +19,11 @@ def main(smk):
         run_id=smk.params.run,
         device=device,
         log=log,
+        heldout_images=None if dataset.heldout is None else dataset.heldout.images,
+        heldout_masks=None if dataset.heldout is None else dataset.heldout.masks,
+        outcome_path=smk.output.outcome,
     )
-    state = "diverged" if result.diverged else "finished"
-    log(f"{state} after {result.epochs_run} epoch(s); final loss {result.final_loss:.4f}")
+    log(f"{result.outcome} after {result.epochs_run} epoch(s); final loss {result.final_loss:.4f}")
 
 
 if __name__ == "__main__":

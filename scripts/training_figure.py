@@ -5,7 +5,9 @@ from unetscape.rule_entry import run_rule
 
 
 def main(smk):
-    plot_training_study(smk.params.study, smk.input.histories, smk.output.png, smk.output.pdf)
+    plot_training_study(
+        smk.params.study, smk.input.histories, smk.output.png, smk.output.pdf, outcome_paths=smk.input.outcomes
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Rule training_table: one row per run of a study, from the runs' histories."""
+"""Rule training_table: one row per run of a study, from the runs' histories and outcomes."""
 
 from unetscape.rule_entry import run_rule
 from unetscape.training_tables import summarize_histories, write_table
 
 
 def main(smk):
-    table = summarize_histories(smk.params.runs, smk.input.histories)
+    study = smk.params.study
+    table = summarize_histories(study["runs"], smk.input.histories, smk.input.outcomes, study["archs"])
     write_table(table, smk.output[0])
 
 

@@ -4,13 +4,19 @@ import h5py
 import numpy as np
 import pytest
 
+import json
+
 from unetscape.landscape.jobs import (
+    hessian,
     interpolation,
+    interpolation_grid,
     list_checkpoints,
     random_plane,
+    random_plane_and_line,
     scale_invariance,
     surface_chunk,
     trajectory,
+    training_path,
 )
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
 from unetscape.training import TrainSettings, train
@@ -34,22 +40,27 @@ def trained(tmp_path_factory):
     runs = {}
     for name, lr in (("ok", 0.05), ("diverged", 1e30)):
         settings = TrainSettings(arch={"depth": 1, "base_width": 4, "norm": "batch"}, lr=lr, momentum=0.9,
-                                 noise=0.1, seed=1, epochs=3, batch_size=4)
-        result = train(images, masks, settings, root / name / "checkpoints", root / name / "history.csv", log=quiet)
+                                 noise=0.1, seed=1, epochs=3, batch_size=4, stop_on_plateau=False)
+        result = train(images, masks, settings, root / name / "checkpoints", root / name / "history.csv", log=quiet,
+                       outcome_path=root / name / "outcome.json")
         runs[name] = (root / name / "checkpoints", result)
     return root, runs
+
+
+def outcome(root, name):
+    return root / name / "outcome.json"
 
 
 def test_chunked_surface_equals_one_chunk(trained):
     root, runs = trained
     checkpoints = runs["ok"][0]
-    random_plane(checkpoints, root / "ok/directions.h5", PLANE, quiet)
+    random_plane(checkpoints, outcome(root, "ok"), root / "ok/directions.h5", PLANE, quiet)
     for count in (1, 3):
         paths = []
         for k in range(count):
             path = root / f"ok/chunk{count}_{k}.h5"
-            surface_chunk(checkpoints, root / "ok/directions.h5", root / "data.npz", path, k, count, EVALUATION, 0.1,
-                          "cpu", log=quiet)
+            surface_chunk(checkpoints, outcome(root, "ok"), root / "ok/directions.h5", root / "data.npz", path, k,
+                          count, EVALUATION, 0.1, "cpu", log=quiet)
             paths.append(path)
         merge_chunk_files(paths, root / f"ok/surface{count}.h5", quiet)
     one, three = read_surface(root / "ok/surface1.h5"), read_surface(root / "ok/surface3.h5")
@@ -60,6 +71,7 @@ def test_chunked_surface_equals_one_chunk(trained):
     attrs = one["attrs"]
     assert attrs["checkpoint"].endswith("epoch_003.pt") and len(attrs["checkpoint_sha256"]) == 64
     assert attrs["direction_seed"] == 5 and attrs["bn"] == "checkpoint"
+    assert attrs["outcome"] == runs["ok"][1].outcome and attrs["checkpoint_role"]
     assert attrs["eval_set"]["count"] == 6 and attrs["eval_set"]["noise_applied"]
 
 
@@ -73,8 +85,9 @@ def test_interpolation_ends_match_the_checkpoints(trained):
     plane_out = root / "ok/directions_for_interp.h5"
     path = root / "ok/centre.h5"
     centre = {**PLANE, "x": [0, 0, 1], "y": [0, 0, 1]}
-    random_plane(runs["ok"][0], plane_out, centre, quiet)
-    surface_chunk(runs["ok"][0], plane_out, root / "data.npz", path, 0, 1, EVALUATION, 0.1, "cpu", log=quiet)
+    random_plane(runs["ok"][0], outcome(root, "ok"), plane_out, centre, quiet)
+    surface_chunk(runs["ok"][0], outcome(root, "ok"), plane_out, root / "data.npz", path, 0, 1, EVALUATION, 0.1,
+                  "cpu", log=quiet)
     merge_chunk_files([path], root / "ok/centre_surface.h5", quiet)
     with h5py.File(out, "r") as f:
         loss_final = f["train_loss"][-1]
@@ -83,19 +96,56 @@ def test_interpolation_ends_match_the_checkpoints(trained):
 
 def test_trajectory_of_a_run_and_of_a_run_that_diverged_at_once(trained):
     root, runs = trained
-    trajectory(runs["ok"][0], root / "data.npz", root / "ok/pca.h5", root / "ok/pca_surface.h5", TRAJECTORY,
-               EVALUATION, 0.1, "cpu", quiet)
+    trajectory(runs["ok"][0], outcome(root, "ok"), root / "data.npz", root / "ok/pca.h5", root / "ok/pca_surface.h5",
+               TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
     surface = read_surface(root / "ok/pca_surface.h5")
     assert surface["train_loss"].shape == (3, 3) and np.isfinite(surface["train_loss"]).all()
     assert len(surface["attrs"]["path_x"]) == 4  # epochs 0..3
 
     checkpoints, result = runs["diverged"]
     assert result.diverged and len(list_checkpoints(checkpoints)) < 3
-    trajectory(checkpoints, root / "data.npz", root / "diverged/pca.h5", root / "diverged/pca_surface.h5",
-               TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
+    trajectory(checkpoints, outcome(root, "diverged"), root / "data.npz", root / "diverged/pca.h5",
+               root / "diverged/pca_surface.h5", TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
     surface = read_surface(root / "diverged/pca_surface.h5")
-    assert "needs 3" in surface["attrs"]["unavailable"]
+    assert "no trained weights" in surface["attrs"]["unavailable"]
     assert np.isnan(surface["train_loss"]).all()
+
+
+def test_landscape_jobs_of_a_run_that_diverged_at_once_never_measure_epoch_0(trained):
+    """Every job of a run without trained weights writes a file that says why, with NaN values."""
+    root, runs = trained
+    checkpoints, result = runs["diverged"]
+    assert result.outcome == "diverged"
+    run = root / "diverged"
+    line = {"x": [-1, 1, 5], "log_scale": False}
+    random_plane_and_line(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "dirs.h5", run / "line.h5",
+                          PLANE, line, EVALUATION, 0.1, "cpu", quiet)
+    surface_chunk(checkpoints, outcome(root, "diverged"), run / "dirs.h5", root / "data.npz", run / "chunk.h5", 0, 1,
+                  EVALUATION, 0.1, "cpu", log=quiet)
+    merge_chunk_files([run / "chunk.h5"], run / "surface.h5", quiet)
+    training_path(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "p.h5", run / "ps.h5",
+                  run / "init.h5", TRAJECTORY, {"t": [-0.5, 1.5, 5], "bn": "geometric"}, EVALUATION, 0.1, "cpu", quiet)
+    hessian(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "hessian.json",
+            {"top_k": 2, "tol": 1e-3, "max_iter": 5, "trace_samples": 2, "seed": 0}, EVALUATION, 0.1, "cpu", quiet)
+    for path in (run / "surface.h5", run / "line.h5", run / "ps.h5"):
+        surface = read_surface(path)
+        assert np.isnan(surface["train_loss"]).all() and np.isnan(surface["dice"]).all(), path
+        assert "no trained weights" in surface["attrs"]["unavailable"], path
+        assert surface["attrs"]["outcome"] == "diverged"
+        assert "epoch_000" not in str(surface["attrs"].get("checkpoint", "")), path
+    with h5py.File(run / "init.h5", "r") as f:
+        assert np.isnan(f["train_loss"][()]).all() and "no trained weights" in f.attrs["unavailable"]
+    summary = json.loads((run / "hessian.json").read_text())
+    assert summary["top_eigenvalues"] is None and "no trained weights" in summary["unavailable"]
+
+
+def test_interpolation_grid_holds_both_models_exactly():
+    ts = interpolation_grid([-0.5, 1.5, 41])
+    assert 0.0 in ts and 1.0 in ts and len(ts) == 41
+    assert ts[10] == 0.0 and ts[30] == 1.0  # exactly, not up to linspace's rounding
+    for bad in ([-0.5, 1.5, 40], [0.2, 1.5, 14], [-1, 0.5, 7]):
+        with pytest.raises(ValueError, match="landscape.interpolation.t"):
+            interpolation_grid(bad)
 
 
 def test_scale_invariance_curves(trained):
@@ -105,7 +155,8 @@ def test_scale_invariance_curves(trained):
     settings = {"factors": [0.5, 2.0], "x": [-1, 1, 5]}
     plane = {"seed": 3, "ignore": "biasbn"}
     evaluation = {**EVALUATION, "subset": None}
-    scale_invariance(["ok"], [runs["ok"][0]], root / "data.npz", out, settings, plane, evaluation, "cpu", quiet)
+    scale_invariance(["ok"], [runs["ok"][0]], [outcome(root, "ok")], root / "data.npz", out, settings, plane,
+                     evaluation, "cpu", quiet)
     with h5py.File(out, "r") as f:
         loss = f["train_loss"][()]
     raw, filtered = loss[0, 0], loss[0, 1]  # [factor, x]

@@ -29,7 +29,9 @@ def run_row(run_id: str, arch: dict, surface_path, line_path, hessian_path, hist
             radii, rises) -> dict:
     row = {"run": run_id, **parse_run_id(run_id), "norm": arch["norm"], "skip": arch["skip"]}
     training = summarize_history(read_history(history_path))
-    row.update(diverged=training["diverged"], final_loss=training["final_loss"], final_dice=training["final_dice"])
+    row.update(init=arch["init"], outcome=training["outcome"], diverged=training["diverged"],
+               final_loss=training["final_loss"], final_dice=training["final_dice"],
+               **{k: v for k, v in training.items() if k.startswith(("final_heldout", "gap_"))})
     row.update(surface_metrics(read_surface(surface_path), radii, rises))
     line = surface_metrics(read_surface(line_path), radii, rises)
     row.update({f"line_{k}": v for k, v in line.items() if k in ("roughness", "total_variation", "strict_local_minima")})
@@ -59,10 +61,14 @@ def landscape_table(runs: list[str], archs: dict, surfaces, lines, hessians, his
     return pd.DataFrame(rows)
 
 
-def conditions(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def conditions(table: pd.DataFrame, settings: dict) -> pd.DataFrame:
+    """Per-condition statistics (`statistics.condition_table`) with the config's `metrics`
+    settings: level, bootstrap, seed, min_runs."""
     metrics = [m for m in HEADLINE if m in table.columns]
     metrics += [c for c in table.columns if c.startswith("sharpness_r") or (c.startswith("basin") and c.endswith("_mean"))]
-    return condition_table(table, metrics, by=CONDITION, level=level)
+    metrics += [c for c in table.columns if c.startswith(("final_heldout", "gap_"))]
+    return condition_table(table, metrics, by=CONDITION, level=settings["level"], n_boot=settings["bootstrap"],
+                           seed=settings["seed"], min_runs=settings["min_runs"])
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .outcomes import read_outcome
 
 RUN_ID = re.compile(r"^(?P<arch>[^/]+)/(?P<optimizer>[^/]+)/noise(?P<noise>[^/]+)/seed(?P<seed>\d+)$")
 
@@ -27,6 +28,8 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise ValueError(f"history {path} lacks columns {sorted(missing)}")
     history["diverged"] = history["diverged"].astype(str).str.lower() == "true"
+    if "outcome" not in history.columns:  # written before outcomes existed
+        history["outcome"] = "diverged" if history["diverged"].any() else "finished"
     return history
 
 
@@ -38,7 +41,18 @@ def summarize_history(history: pd.DataFrame) -> dict:
     if finite.empty:  # diverged during the first epoch: only the initial weights were evaluated
         finite = epochs[np.isfinite(epochs["loss"])]
     final = finite.iloc[-1]
+    held = {}
+    if "heldout_loss" in epochs.columns:
+        held = {
+            "final_heldout_loss": final["heldout_loss"],
+            "final_heldout_dice": final["heldout_dice"],
+            "final_heldout_iou": final["heldout_iou"],
+            # generalisation gaps: held-out minus training loss, training minus held-out Dice
+            "gap_loss": final["heldout_loss"] - final["loss"],
+            "gap_dice": final["dice"] - final["heldout_dice"],
+        }
     return {
+        "outcome": str(history["outcome"].iloc[-1]),
         "epochs_run": int(trained["epoch"].max()) if not trained.empty else 0,
         "diverged": bool(history["diverged"].any()),
         "final_loss": final["loss"],
@@ -47,16 +61,39 @@ def summarize_history(history: pd.DataFrame) -> dict:
         "best_dice": finite["dice"].max(),
         "final_iou": final["iou"],
         "best_iou": finite["iou"].max(),
+        **held,
         "steps": int(history["step"].max()),
     }
 
 
-def summarize_histories(run_ids: list[str], paths: list[str | os.PathLike]) -> pd.DataFrame:
-    if len(run_ids) != len(paths):
-        raise ValueError(f"{len(run_ids)} run ids but {len(paths)} history files")
+OUTCOME_FIELDS = ("reason", "stopped_on_plateau", "max_epochs", "constant_dice", "heldout_constant_dice",
+                  "landscape_checkpoint")
+
+
+def summarize_histories(
+    run_ids: list[str],
+    paths: list[str | os.PathLike],
+    outcome_paths: list[str | os.PathLike] | None = None,
+    archs: dict | None = None,
+) -> pd.DataFrame:
+    """One row per run: its factors (with the arch's norm, skip and init when `archs` is
+    given), the summary of its history, and the details of its outcome file."""
+    if len(run_ids) != len(paths) or (outcome_paths is not None and len(outcome_paths) != len(paths)):
+        raise ValueError(f"{len(run_ids)} run ids for {len(paths)} history files and "
+                         f"{len(outcome_paths or paths)} outcome files")
     rows = []
-    for run_id, path in zip(run_ids, paths):
-        rows.append({"run": run_id, **parse_run_id(run_id), **summarize_history(read_history(path))})
+    for k, (run_id, path) in enumerate(zip(run_ids, paths)):
+        row = {"run": run_id, **parse_run_id(run_id)}
+        if archs is not None:
+            arch = archs[row["arch"]]
+            row.update(norm=arch["norm"], skip=arch["skip"], init=arch["init"])
+        row.update(summarize_history(read_history(path)))
+        if outcome_paths is not None:
+            outcome = read_outcome(outcome_paths[k])
+            if outcome["outcome"] != row["outcome"]:
+                raise ValueError(f"{outcome_paths[k]} says {outcome['outcome']}, {path} says {row['outcome']}")
+            row.update({key: outcome.get(key) for key in OUTCOME_FIELDS})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
