@@ -1,4 +1,4 @@
-"""Student-t quantiles, confidence intervals and per-condition tables."""
+"""Student-t quantiles, bootstrap and Wilson intervals, and per-condition tables."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unetscape.statistics import condition_table, mean_ci, t_quantile
+from unetscape.statistics import bootstrap_mean_ci, condition_table, mean_ci, t_quantile, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -56,40 +56,88 @@ def runs_table():
             "optimizer": ["sgd"] * 3 + ["momentum"] * 3,
             "noise": [0.0] * 6,
             "seed": [0, 1, 2] * 2,
-            "diverged": [False, False, False, False, False, True],
+            "outcome": ["finished"] * 5 + ["diverged"],
             "roughness": [1.0, 2.0, 3.0, 2.0, 4.0, np.nan],
             "sharpness": [0.5, 0.5, 0.5, 1.0, 3.0, np.nan],
         }
     )
 
 
-def test_condition_table_by_hand():
-    table = condition_table(runs_table(), ["roughness", "sharpness"])
-    assert list(table.columns[:4]) == ["arch", "optimizer", "noise", "n"]  # no skip column: skipped
+def exact_bootstrap_quantiles(values, level):
+    """Quantiles of the exact bootstrap distribution of the mean: every one of the n^n
+    equally likely resamples, enumerated."""
+    import itertools
+
+    means = sorted(np.mean(pick) for pick in itertools.product(values, repeat=len(values)))
+    return np.quantile(means, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+
+
+def test_bootstrap_interval_approaches_the_exact_bootstrap_distribution():
+    values = [1.0, 2.0, 7.0, 3.0]
+    stats = bootstrap_mean_ci(values, level=0.9, n_boot=40000, seed=1, min_runs=3)
+    low, high = exact_bootstrap_quantiles(values, 0.9)
+    assert stats.mean == pytest.approx(3.25) and stats.n == 4
+    assert stats.std == pytest.approx(np.std(values, ddof=1))
+    assert stats.low == pytest.approx(low, abs=0.25) and stats.high == pytest.approx(high, abs=0.25)
+    again = bootstrap_mean_ci(values, level=0.9, n_boot=40000, seed=1, min_runs=3)
+    assert again == stats  # seeded
+
+
+@pytest.mark.parametrize("values", [[0.001, 0.002, 500.0], [0.0, 0.0, 1.0, 1.0, 0.98], [3.0, 3.0, 3.0]])
+def test_bootstrap_interval_stays_in_the_domain(values):
+    stats = bootstrap_mean_ci(values, n_boot=5000, seed=0)
+    assert min(values) <= stats.low <= stats.mean <= stats.high <= max(values)
+    # the t-interval of the same values leaves it (e.g. below 0 for a positive metric)
+    t = mean_ci(values)
+    if np.std(values) > 0:
+        assert t.low < min(values) or t.high > max(values)
+
+
+def test_too_few_runs_give_no_interval():
+    stats = bootstrap_mean_ci([1.0, 2.0], min_runs=3)
+    assert stats.mean == 1.5 and stats.n == 2 and math.isnan(stats.low) and math.isnan(stats.high)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (5, 10), (10, 10), (1, 3), (81, 263)])
+def test_wilson_interval_solves_its_defining_inequality(k, n):
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    z = norm.ppf(0.975)
+    phat = k / n
+    # the interval is {p : |phat - p| <= z sqrt(p (1 - p) / n)}; its ends are the roots
+    f = lambda p: (phat - p) ** 2 - z * z * p * (1 - p) / n  # noqa: E731
+    low_expected = 0.0 if k == 0 else brentq(f, 1e-12, phat - 1e-12)
+    high_expected = 1.0 if k == n else brentq(f, phat + 1e-12, 1 - 1e-12)
+    low, high = wilson_interval(k, n)
+    assert low == pytest.approx(low_expected, abs=1e-9) and high == pytest.approx(high_expected, abs=1e-9)
+    assert 0.0 <= low <= phat <= high <= 1.0
+
+
+def test_condition_table_counts_outcomes_and_uses_finished_runs_only():
+    runs = runs_table()
+    runs.loc[4, "outcome"] = "not_converged"  # a momentum run whose landscape must not count
+    table = condition_table(runs, ["roughness", "sharpness"], n_boot=4000, seed=0, min_runs=2)
     assert list(table["optimizer"]) == ["momentum", "sgd"]
     momentum, sgd = table.iloc[0], table.iloc[1]
-
-    assert sgd["n"] == 3 and sgd["roughness_n"] == 3
-    assert sgd["roughness_mean"] == pytest.approx(2.0)
-    assert sgd["roughness_std"] == pytest.approx(1.0)
-    assert sgd["roughness_ci_low"] == pytest.approx(2.0 - 4.3027 / math.sqrt(3), abs=1e-4)
-    assert sgd["roughness_ci_high"] == pytest.approx(2.0 + 4.3027 / math.sqrt(3), abs=1e-4)
-    assert sgd["sharpness_std"] == 0.0 and sgd["sharpness_ci_low"] == sgd["sharpness_ci_high"] == 0.5
-    assert sgd["diverged_rate"] == 0.0
-
-    assert momentum["n"] == 3 and momentum["roughness_n"] == 2  # the diverged run has no value
-    assert momentum["roughness_mean"] == pytest.approx(3.0)
-    assert momentum["roughness_std"] == pytest.approx(math.sqrt(2))
-    # half-width t_{0.975,1} * sqrt(2) / sqrt(2)
-    assert momentum["roughness_ci_low"] == pytest.approx(3.0 - 12.7062, abs=1e-4)
-    assert momentum["roughness_ci_high"] == pytest.approx(3.0 + 12.7062, abs=1e-4)
-    assert momentum["sharpness_mean"] == pytest.approx(2.0)
+    assert (sgd["n"], sgd["n_finished"], sgd["n_diverged"]) == (3, 3, 0)
+    assert sgd["roughness_mean"] == pytest.approx(2.0) and sgd["roughness_std"] == pytest.approx(1.0)
+    low, high = exact_bootstrap_quantiles([1.0, 2.0, 3.0], 0.95)
+    assert sgd["roughness_ci_low"] == pytest.approx(low, abs=0.34)
+    assert sgd["roughness_ci_high"] == pytest.approx(high, abs=0.34)
+    assert sgd["sharpness_ci_low"] == sgd["sharpness_ci_high"] == 0.5
+    assert sgd["diverged_rate"] == 0.0 and sgd["note"] == ""
+    assert (momentum["n"], momentum["n_finished"], momentum["n_diverged"], momentum["n_not_converged"]) == (3, 1, 1, 1)
+    assert momentum["roughness_n"] == 1 and momentum["roughness_mean"] == pytest.approx(2.0)
+    assert math.isnan(momentum["roughness_ci_low"]) and "too few runs" in momentum["note"]
     assert momentum["diverged_rate"] == pytest.approx(1 / 3)
+    assert (momentum["diverged_rate_ci_low"], momentum["diverged_rate_ci_high"]) == pytest.approx(wilson_interval(1, 3))
 
 
 def test_condition_table_after_csv_round_trip_and_errors(tmp_path):
     path = tmp_path / "runs.csv"
-    runs_table().to_csv(path, index=False)
+    table = runs_table().drop(columns="outcome").assign(diverged=[False] * 5 + [True])
+    table.to_csv(path, index=False)
     runs = pd.read_csv(path)
     runs["diverged"] = runs["diverged"].astype(str)  # flags as text, as some writers leave them
     table = condition_table(runs, ["roughness"], by=("optimizer",))
@@ -99,3 +147,5 @@ def test_condition_table_after_csv_round_trip_and_errors(tmp_path):
     assert everything.loc[0, "roughness_mean"] == pytest.approx(12.0 / 5)
     with pytest.raises(ValueError, match="dice_gap"):
         condition_table(runs, ["dice_gap"])
+    with pytest.raises(ValueError, match="outcome"):
+        condition_table(runs.assign(outcome="exploded"), ["roughness"])

@@ -1,15 +1,25 @@
-"""Statistics across seeds: Student-t quantiles, mean with confidence interval, per-condition tables.
+"""Statistics across seeds: intervals that stay in each metric's domain, per-condition tables.
 
 A condition is one setting of the studied factors (architecture, optimiser, noise level, skip
-variant); its runs differ only in the seed. For every metric a condition gets the mean over its
-runs, the sample standard deviation and the two-sided Student-t confidence interval of the mean,
+variant); its runs differ only in the seed. Landscape numbers describe trained models, so a
+condition's metrics are computed over its `finished` runs only; the other outcomes are counted
+(`n_finished`, `n_diverged`, `n_collapsed`, `n_not_converged`) and their rates get intervals.
 
-    mean +- t_{(1 + level) / 2, n - 1} * std / sqrt(n),    std with ddof = 1,
+Intervals:
 
-computed from the runs whose value is not NaN (a run that diverged has no landscape numbers,
-and its absence is counted by `diverged_rate` instead).
+    mean of a metric     bootstrap percentile interval over the condition's runs (resampling
+                         runs with replacement, `n_boot` seeded resamples): the interval of a
+                         mean of values that are all >= 0, or all in [0, 1], stays there, since
+                         every resampled mean does (a t-interval of 3 seeds spanned roughly
+                         -300..500 for an eigenvalue that is positive). With fewer than
+                         `min_runs` runs there is no interval: it is NaN and the `note` column
+                         says "too few runs".
+    rate of an outcome   Wilson score interval for a binomial proportion: always in [0, 1], and
+                         informative also for 0 of n or n of n.
 
-The t quantile comes from scipy.stats.
+A percentile bootstrap over 3-5 seeds is narrow where the seeds happen to agree (its coverage
+is below the nominal level for so few runs); the findings table therefore tests differences
+with Welch's t-test rather than reading overlap of these intervals.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import pandas as pd
 import scipy.stats
 
 CONDITION = ("arch", "optimizer", "noise", "skip")
+OUTCOMES = ("finished", "diverged", "collapsed", "not_converged")
+TOO_FEW = "too few runs"
 
 
 def t_quantile(p: float, dof: float) -> float:
@@ -38,8 +50,19 @@ def t_quantile(p: float, dof: float) -> float:
     return float(scipy.stats.t.ppf(p, dof))
 
 
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be between 0 and 1, got {level!r}")
+
+
+def _numbers(values) -> np.ndarray:
+    values = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce")
+    values = values.to_numpy(dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 # ---------------------------------------------------------------------------------------------
-# mean and confidence interval
+# mean with an interval
 
 
 class MeanCI(NamedTuple):
@@ -51,16 +74,14 @@ class MeanCI(NamedTuple):
 
 
 def mean_ci(values, level: float = 0.95) -> MeanCI:
-    """(mean, std, low, high, n) of the non-NaN values: std with ddof = 1, Student-t interval.
+    """(mean, std, low, high, n) of the finite values: std with ddof = 1, Student-t interval.
 
-    low, high = mean -+ t_{(1 + level) / 2, n - 1} * std / sqrt(n). With n = 1 std and the
-    interval are NaN (one seed says nothing about the spread); with n = 0 everything is NaN.
+    low, high = mean -+ t_{(1 + level) / 2, n - 1} * std / sqrt(n). Symmetric, so it can leave
+    a metric's domain; the tables use `bootstrap_mean_ci`. With n = 1 std and the interval are
+    NaN; with n = 0 everything is NaN.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"confidence level must be between 0 and 1, got {level!r}")
-    values = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce")
-    values = values.to_numpy(dtype=np.float64)
-    values = values[~np.isnan(values)]
+    _check_level(level)
+    values = _numbers(values)
     n = int(values.size)
     nan = float("nan")
     if n == 0:
@@ -71,6 +92,55 @@ def mean_ci(values, level: float = 0.95) -> MeanCI:
     std = float(values.std(ddof=1))
     half = t_quantile(0.5 * (1.0 + level), n - 1) * std / math.sqrt(n)
     return MeanCI(mean, std, mean - half, mean + half, n)
+
+
+def bootstrap_mean_ci(
+    values, level: float = 0.95, n_boot: int = 2000, seed: int = 0, min_runs: int = 3
+) -> MeanCI:
+    """(mean, std, low, high, n) of the finite values with a bootstrap percentile interval.
+
+    The interval is the (1 - level)/2 and (1 + level)/2 quantiles of the means of `n_boot`
+    resamples (with replacement, of the same size) drawn with `seed`; with fewer than
+    `min_runs` values it is NaN (`TOO_FEW`). Every resampled mean lies between the smallest
+    and the largest value, so the interval does too.
+    """
+    _check_level(level)
+    if n_boot < 1 or min_runs < 1:
+        raise ValueError(f"need n_boot >= 1 and min_runs >= 1, got {n_boot!r} and {min_runs!r}")
+    values = _numbers(values)
+    n = int(values.size)
+    nan = float("nan")
+    if n == 0:
+        return MeanCI(nan, nan, nan, nan, 0)
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if n > 1 else nan
+    if n < min_runs:
+        return MeanCI(mean, std, nan, nan, n)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    low, high = np.quantile(means, [0.5 * (1 - level), 0.5 * (1 + level)])
+    # Rounding in the quantile can step a hair outside the data's range.
+    return MeanCI(mean, std, float(max(low, values.min())), float(min(high, values.max())), n)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion successes / n, inside [0, 1].
+
+    (p + z²/2n -+ z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z the normal (1+level)/2 quantile.
+    (NaN, NaN) for n = 0.
+    """
+    _check_level(level)
+    if n == 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    z = float(scipy.stats.norm.ppf(0.5 * (1 + level)))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # The interval always contains p; at 0 of n and n of n its end is p exactly (not p minus
+    # a rounding error).
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,23 +154,41 @@ def _as_bool(column: pd.Series) -> pd.Series:
     return column.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
 
 
+def _outcomes(runs: pd.DataFrame) -> pd.Series:
+    if "outcome" in runs.columns:
+        return runs["outcome"].astype(str)
+    if "diverged" in runs.columns:
+        return _as_bool(runs["diverged"]).map({True: "diverged", False: "finished"})
+    return pd.Series("finished", index=runs.index)
+
+
 def condition_table(
     runs: pd.DataFrame,
     metrics: Sequence[str],
     by: Sequence[str] = CONDITION,
     level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    min_runs: int = 3,
 ) -> pd.DataFrame:
-    """One row per condition: the `by` columns, `n` (runs), then per metric its mean_ci.
+    """One row per condition: the `by` columns, run counts by outcome, then per metric its
+    `bootstrap_mean_ci` over the condition's finished runs.
 
-    Columns: the `by` columns that `runs` has (the others are skipped; with none, all runs
-    form one condition), `n`, and for each metric `{metric}_mean`, `{metric}_std`,
-    `{metric}_ci_low`, `{metric}_ci_high`, `{metric}_n` (the runs with a value), then
-    `diverged_rate` (fraction of the condition's runs that diverged) if `runs` has a
-    `diverged` column. Rows are sorted by the `by` columns.
+    Columns: the `by` columns that `runs` has (with none, all runs form one condition), `n`
+    (runs), `n_finished`, `n_diverged`, `n_collapsed`, `n_not_converged`, `finished_rate` and
+    `diverged_rate` each with `_ci_low`/`_ci_high` (Wilson), then for each metric
+    `{metric}_mean`, `_std`, `_ci_low`, `_ci_high`, `_n` (finished runs with a value), and
+    `note` ("too few runs" when some metric has fewer than `min_runs` values). The outcome of a
+    run is its `outcome` column (or, for older tables, `diverged`). Rows are sorted by the `by`
+    columns.
     """
     missing = [m for m in metrics if m not in runs.columns]
     if missing:
         raise ValueError(f"metrics {missing} are not columns of the runs table ({list(runs.columns)})")
+    runs = runs.assign(_outcome=_outcomes(runs))
+    unknown = set(runs["_outcome"]) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"unknown outcomes {sorted(unknown)} (expected {OUTCOMES})")
     keys = [column for column in by if column in runs.columns]
     groups = runs.groupby(keys, sort=True, dropna=False) if keys else [((), runs)]
 
@@ -108,18 +196,32 @@ def condition_table(
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(keys, key))
-        row["n"] = len(group)
+        n = len(group)
+        row["n"] = n
+        for outcome in OUTCOMES:
+            row[f"n_{outcome}"] = int((group["_outcome"] == outcome).sum())
+        for name, count in (("finished", row["n_finished"]), ("diverged", row["n_diverged"])):
+            row[f"{name}_rate"] = count / n if n else float("nan")
+            row[f"{name}_rate_ci_low"], row[f"{name}_rate_ci_high"] = wilson_interval(count, n, level)
+        finished = group[group["_outcome"] == "finished"]
+        too_few = False
         for metric in metrics:
-            stats = mean_ci(group[metric], level)
+            # The same seed for every interval: none depends on which other metrics or conditions exist.
+            stats = bootstrap_mean_ci(finished[metric], level, n_boot, seed, min_runs)
             row[f"{metric}_mean"] = stats.mean
             row[f"{metric}_std"] = stats.std
             row[f"{metric}_ci_low"] = stats.low
             row[f"{metric}_ci_high"] = stats.high
             row[f"{metric}_n"] = stats.n
-        if "diverged" in group.columns:
-            row["diverged_rate"] = float(_as_bool(group["diverged"]).mean())
+            too_few |= stats.n < min_runs
+        row["note"] = f"{TOO_FEW} (fewer than {min_runs} finished runs with a value)" if too_few else ""
         rows.append(row)
-    columns = keys + ["n"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "ci_low", "ci_high", "n")]
-    if "diverged" in runs.columns:
-        columns.append("diverged_rate")
+    columns = (
+        keys
+        + ["n"]
+        + [f"n_{o}" for o in OUTCOMES]
+        + [f"{r}_rate{s}" for r in ("finished", "diverged") for s in ("", "_ci_low", "_ci_high")]
+        + [f"{m}_{s}" for m in metrics for s in ("mean", "std", "ci_low", "ci_high", "n")]
+        + ["note"]
+    )
     return pd.DataFrame(rows, columns=columns)
