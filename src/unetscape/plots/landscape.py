@@ -28,7 +28,30 @@ def _grid(surface: dict):
     return np.meshgrid(surface["xcoordinates"], surface["ycoordinates"])
 
 
-def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True):
+def measured(attrs: dict) -> tuple[str, str]:
+    """(marker, words) for the weights a landscape file measured: a star only for a trained
+    model (outcome finished); other outcomes get a cross and say what the weights are."""
+    role = attrs.get("checkpoint_role", "trained")
+    if attrs.get("outcome", "finished") == "finished":
+        return "*", "trained model"
+    return "X", role
+
+
+def outcome_note(attrs: dict) -> str:
+    """'' for a finished run, else e.g. ' [not_converged: final weights, not converged]'."""
+    outcome = attrs.get("outcome", "finished")
+    if outcome == "finished":
+        return ""
+    return f" [{outcome}: {attrs.get('checkpoint_role', 'no weights')}]"
+
+
+def unavailable_panel(ax, attrs: dict) -> None:
+    ax.axis("off")
+    ax.text(0.5, 0.5, "no landscape:\n" + attrs.get("unavailable", "nothing was evaluated"), ha="center",
+            va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+
+
+def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True, equal: bool = True):
     x, y = _grid(surface)
     z = np.ma.masked_invalid(surface["train_loss"].T)
     if filled:
@@ -37,13 +60,24 @@ def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool =
         artist = ax.contour(x, y, z, levels=levels, cmap="viridis", linewidths=0.9)
         if labels:
             ax.clabel(artist, levels=artist.levels[::2], inline=True, fontsize=7, fmt="%.3f")
-    ax.plot(0, 0, marker="*", color="white" if filled else "black", ms=8, mec="black", mew=0.5)
-    ax.set_aspect("equal", adjustable="box")
+    marker, words = measured(surface.get("attrs", {}))
+    ax.plot(0, 0, marker=marker, color="white" if filled else "black", ms=8 if marker == "*" else 7, mec="black",
+            mew=0.5, ls="", label=words)
+    if equal:
+        ax.set_aspect("equal", adjustable="box")
     return artist
 
 
 def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) -> None:
     """One run, one plane: labelled contours, filled contours and a 3-D view side by side."""
+    attrs = surface.get("attrs", {})
+    title += outcome_note(attrs)
+    if "unavailable" in attrs:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        unavailable_panel(ax, attrs)
+        ax.set_title(title)
+        save_figure(fig, *out_paths)
+        return
     lv = shared_levels([surface], levels)
     fig = plt.figure(figsize=(15, 4.4), layout="constrained")
     ax1 = fig.add_subplot(1, 3, 1)
@@ -61,6 +95,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
     for ax in (ax1, ax2, ax3):
         ax.set_xlabel("x (direction 1)")
         ax.set_ylabel("y (direction 2)")
+    ax1.legend(loc="upper right", fontsize=7, framealpha=0.8)
     fig.suptitle(title)
     save_figure(fig, *out_paths)
 
@@ -86,16 +121,21 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, xl
 
 def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explained: list[float], title: str,
                     *out_paths, levels: int = 15) -> None:
-    """The optimiser's path (checkpoints projected on the PCA plane) over that plane's surface."""
-    fig, ax = plt.subplots(figsize=(5.4, 4.6))
-    filled = draw_contour(ax, surface, shared_levels([surface], levels), filled=True)
-    fig.colorbar(filled, ax=ax, shrink=0.85, label="Dice loss")
-    ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3)
+    """The optimiser's path (checkpoints projected on the PCA plane) over that plane's surface.
+
+    The axes keep their own scales (PC 1 usually spans far more than PC 2, and equal axes
+    would squash the plot to a strip); the title goes above the figure, not over the colour bar.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
+    filled = draw_contour(ax, surface, shared_levels([surface], levels), filled=True, equal=False)
+    fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss")
+    ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3, label="training path (checkpoints)")
     for k in (0, len(epochs) - 1):
         ax.annotate(f"epoch {epochs[k]}", path[k], textcoords="offset points", xytext=(4, 4), fontsize=7, color="crimson")
     ax.set_xlabel(f"PC 1 ({100 * explained[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * explained[1]:.1f}% of variance)")
-    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, *out_paths)
 
 
@@ -105,7 +145,7 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
     All panels share the same contour levels, so a colour means the same loss everywhere.
     A `None` surface leaves its panel empty (e.g. a run that diverged before any checkpoint).
     """
-    surfaces = [s for row in panels for _, s in row if s is not None]
+    surfaces = [s for row in panels for _, s in row if s is not None and "unavailable" not in s.get("attrs", {})]
     lv = shared_levels(surfaces, levels)
     n_rows, n_cols = len(panels), max(len(row) for row in panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols + 1.2, 3.3 * n_rows), squeeze=False,
@@ -118,9 +158,12 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
                 ax.axis("off")
                 continue
             label, surface = row[c]
-            ax.set_title(label, fontsize=9)
-            if surface is None:
-                ax.text(0.5, 0.5, "no surface", ha="center", va="center", transform=ax.transAxes)
+            attrs = {} if surface is None else surface.get("attrs", {})
+            note = outcome_note(attrs)
+            ax.set_title(label + (f"\n{note.strip()}" if note else ""), fontsize=8 if note else 9,
+                         color="crimson" if note else "black")
+            if surface is None or "unavailable" in attrs:
+                unavailable_panel(ax, attrs)
                 continue
             artist = draw_contour(ax, surface, lv, filled=True)
             ax.contour(*_grid(surface), np.ma.masked_invalid(surface["train_loss"].T), levels=lv,
@@ -143,8 +186,18 @@ def _read(path):
 def _read_curve(path) -> dict:
     import h5py
 
+    from ..landscape.surface_io import read_attrs
+
     with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in f}
+        return {k: f[k][()] for k in f} | {"attrs": read_attrs(f)}
+
+
+def _nan_note(ax, t: np.ndarray, loss: np.ndarray) -> None:
+    """Say where a curve is not finite instead of letting it stop without a word."""
+    bad = ~np.isfinite(loss)
+    if bad.any() and (~bad).any():
+        ax.annotate(f"not finite at {int(bad.sum())} of {len(t)} points", (0.02, 0.02), xycoords="axes fraction",
+                    fontsize=7, color="crimson")
 
 
 def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) -> None:
@@ -155,37 +208,46 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
 
     line = _read(inputs.line)
     interp = _read_curve(inputs.interpolation)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.plot(line["xcoordinates"], line["train_loss"], "-o", ms=3, color="tab:blue")
-    ax1.set_xlabel("step along the filter-normalised direction")
-    ax1.set_title("1-D slice through the final weights")
-    ax2.plot(interp["t"], interp["train_loss"], "-o", ms=3, color="tab:orange")
-    for position, name in ((0, "initial"), (1, "final")):
-        ax2.axvline(position, color="grey", ls=":", lw=1)
-        ax2.annotate(name, (position, 1), xycoords=("data", "axes fraction"), fontsize=7, ha="center", va="bottom")
-    ax2.set_xlabel("t  (theta = (1 - t) initial + t final)")
-    ax2.set_title("interpolation from initial to final weights", pad=12)
-    for ax in (ax1, ax2):
-        ax.set_ylabel("Dice loss")
-        if log_scale:
-            ax.set_yscale("log")
-    fig.suptitle(run)
-    fig.tight_layout()
+    marker, words = measured(line["attrs"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    if "unavailable" in line["attrs"]:
+        unavailable_panel(ax1, line["attrs"])
+        unavailable_panel(ax2, line["attrs"])
+    else:
+        ax1.plot(line["xcoordinates"], line["train_loss"], "-o", ms=3, color="tab:blue")
+        origin = int(np.argmin(np.abs(line["xcoordinates"])))
+        ax1.plot(0, line["train_loss"][origin], marker, color="black", ms=9, ls="", label=words)
+        ax1.legend(fontsize=7, loc="upper center")
+        ax1.set_xlabel("step along the filter-normalised direction")
+        ax1.set_title(f"1-D slice through the {words}", fontsize=10)
+        _nan_note(ax1, line["xcoordinates"], line["train_loss"])
+        ax2.plot(interp["t"], interp["train_loss"], "-o", ms=3, color="tab:orange")
+        for position, name in ((0, "initial"), (1, words)):
+            ax2.axvline(position, color="grey", ls=":", lw=1)
+            ax2.annotate(name, (position, 1), xycoords=("data", "axes fraction"), fontsize=7, ha="center",
+                         va="bottom")
+        ax2.set_xlabel(f"t  (theta = (1 - t) initial + t {words}; BN statistics: {interp['attrs'].get('bn', '?')})")
+        ax2.set_title(f"interpolation from the initial weights to the {words}", pad=12, fontsize=10)
+        _nan_note(ax2, interp["t"], interp["train_loss"])
+        for ax in (ax1, ax2):
+            ax.set_ylabel("Dice loss")
+            if log_scale:
+                ax.set_yscale("log")
+    fig.suptitle(run + outcome_note(line["attrs"]))
     save_figure(fig, outputs.lines, outputs.lines_pdf)
 
     pca = _read(inputs.trajectory)
     attrs = pca["attrs"]
     if "unavailable" in attrs:
         fig, ax = plt.subplots(figsize=(5.4, 4.6))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"no trajectory:\n{attrs['unavailable']}", ha="center", va="center", wrap=True)
-        ax.set_title(f"{run}: training path")
+        unavailable_panel(ax, attrs)
+        ax.set_title(f"{run}: training path" + outcome_note(attrs))
         save_figure(fig, outputs.trajectory, outputs.trajectory_pdf)
         return
     path = np.column_stack([attrs["path_x"], attrs["path_y"]])
     plot_trajectory(pca, path, attrs["path_epochs"], attrs["explained_variance_ratio"],
-                    f"{run}: training path on its PCA plane", outputs.trajectory, outputs.trajectory_pdf,
-                    levels=levels)
+                    f"{run}: training path on its PCA plane{outcome_note(attrs)}", outputs.trajectory,
+                    outputs.trajectory_pdf, levels=levels)
 
 
 def _columns(runs: list[dict]) -> list[str]:
@@ -228,20 +290,31 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     styles = ["-", "--", ":", "-."]
     labels = sorted({_column_label(r, fields) for r in runs})
     ax = axes[0][0]
+    missing = []
     for run, path in zip(runs, init_paths):
         curve = _read_curve(path)
         label = _column_label(run, fields)
+        note = outcome_note(curve["attrs"])
+        if not np.isfinite(curve["train_loss"]).any():
+            missing.append(f"{run['arch']}, {label}{note}")
+            continue
         ax.plot(curve["t"], curve["train_loss"], styles[labels.index(label) % 4], color=colours[run["arch"]],
-                lw=1.3, label=f"{run['arch']}, {label}")
-    ax.set_title("initial (t=0) to final (t=1) weights")
+                lw=1.3 if not note else 0.8, alpha=1 if not note else 0.6, label=f"{run['arch']}, {label}{note}")
+    ax.set_title("initial (t=0) to measured (t=1) weights")
     if pair_paths:
         ax = axes[0][1]
         for label, path in zip(pair_labels, pair_paths):
             curve = _read_curve(path)
             arch = label.split("/")[0]
+            if not np.isfinite(curve["train_loss"]).any():
+                missing.append(label)
+                continue
             ax.plot(curve["t"], curve["train_loss"], "-", color=colours.get(arch, "k"), lw=1.3,
                     label=label.replace("/noise0", "").replace("/", " "))
         ax.set_title("final weights of one seed (t=0) to the next (t=1)")
+    if missing:
+        fig.text(0.01, -0.02, "no curve (no trained weights): " + "; ".join(missing), fontsize=7, color="crimson",
+                 ha="left", va="top", wrap=True)
     for ax in axes[0]:
         for position in (0, 1):
             ax.axvline(position, color="grey", ls=":", lw=1)

@@ -16,6 +16,7 @@ PANELS = [
     ("nonconvexity", "|lambda_min / lambda_max|"),
     ("diverged_rate", "fraction of runs diverged"),
 ]
+RATES = ("diverged_rate", "finished_rate")
 
 
 def _x_factor(conditions: pd.DataFrame) -> str:
@@ -26,10 +27,13 @@ def _x_factor(conditions: pd.DataFrame) -> str:
     return "arch"
 
 
-def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths) -> None:
-    """One panel per headline metric: condition means with 95% intervals over seeds (when a
-    condition has several seeds) and every run as a dot."""
+def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level: float = 0.95) -> None:
+    """One panel per headline metric: condition means over finished runs with bootstrap
+    intervals (open markers: too few runs for an interval), every finished run as a dot, and
+    the divergence rate of every condition with its Wilson interval."""
     runs = pd.read_csv(runs_csv)
+    if "outcome" in runs.columns:
+        runs = runs[runs["outcome"] == "finished"]
     conditions = pd.read_csv(conditions_csv)
     x_factor = _x_factor(conditions)
     series_factor = "norm" if x_factor == "skip" else "arch"
@@ -44,16 +48,26 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths) -> Non
         for s in series:
             rows = conditions[conditions[series_factor] == s]
             xs = np.array([positions[v] + offset[s] for v in rows[x_factor]])
-            if metric == "diverged_rate":
-                ax.plot(xs, rows["diverged_rate"], "o", color=colours[s], label=str(s))
+            if metric in RATES:
+                rate = rows[metric].to_numpy(float)
+                err = np.vstack([rate - rows[f"{metric}_ci_low"].to_numpy(float),
+                                 rows[f"{metric}_ci_high"].to_numpy(float) - rate])
+                ax.errorbar(xs, rate, yerr=err, fmt="o", color=colours[s], capsize=3, label=str(s))
+                for x, k, n in zip(xs, rows[f"n_{metric.removesuffix('_rate')}"], rows["n"]):
+                    ax.annotate(f"{k}/{n}", (x, 1.02), xycoords=("data", "axes fraction"), fontsize=6,
+                                ha="center", color=colours[s])
+                ax.set_ylim(-0.05, 1.05)
                 continue
             mean = rows[f"{metric}_mean"].to_numpy(float)
             low = rows[f"{metric}_ci_low"].to_numpy(float)
             high = rows[f"{metric}_ci_high"].to_numpy(float)
             has_ci = np.isfinite(low) & np.isfinite(high)
             err = np.vstack([np.where(has_ci, mean - low, 0), np.where(has_ci, high - mean, 0)])
-            ax.errorbar(xs, mean, yerr=err, fmt="o-" if x_factor == "noise" else "o", color=colours[s],
-                        capsize=3, label=str(s))
+            ax.errorbar(xs[has_ci], mean[has_ci], yerr=err[:, has_ci], fmt="o", color=colours[s], capsize=3,
+                        label=str(s))
+            ax.plot(xs[~has_ci], mean[~has_ci], "o", mfc="none", color=colours[s])
+            if x_factor == "noise":
+                ax.plot(xs, mean, "-", color=colours[s], lw=1)
             dots = runs[runs[series_factor] == s]
             ax.plot([positions[v] + offset[s] for v in dots[x_factor]], dots[metric], ".", color=colours[s],
                     alpha=0.35)
@@ -61,7 +75,8 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths) -> Non
         ax.set_xlabel(x_factor)
         ax.set_title(label, fontsize=10)
     axes[0][0].legend(title=series_factor, fontsize=7)
-    fig.suptitle(f"{study['title']}: landscape numbers per condition (mean, 95% interval over seeds, runs as dots)")
+    fig.suptitle(f"{study['title']}: mean over finished runs with {100 * level:g}% bootstrap interval "
+                 f"(open: too few runs for one), runs as dots; divergence rate with Wilson interval", fontsize=10)
     save_figure(fig, *out_paths)
 
 

@@ -22,40 +22,63 @@ def _condition(run: dict, varying: list[str]) -> str:
     return ", ".join(parts) or run["optimizer"]
 
 
-def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *out_paths) -> None:
-    """Whole-training-set Dice loss per epoch for every run of a study; diverged runs marked.
+OUTCOME_MARKS = {  # how a run that did not finish is marked at its last evaluated epoch
+    "diverged": dict(marker="x", color="crimson", ms=9, mew=2, label="diverged (last finite epoch)"),
+    "collapsed": dict(marker="s", color="dimgrey", ms=6, mfc="none", mew=1.5, label="collapsed (constant prediction)"),
+    "not_converged": dict(marker="o", color="darkorange", ms=6, mfc="none", mew=1.5, label="not converged (still falling)"),
+}
+
+
+def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *out_paths,
+                        outcome_paths: list[str | os.PathLike] | None = None) -> None:
+    """Whole-training-set Dice loss (top) and hard Dice (bottom) per epoch for every run of a
+    study, one column per architecture; runs that did not finish are marked at their last
+    epoch, and the hard Dice of the best constant mask is drawn as a reference line.
 
     `study` holds `title`, `runs` (run ids, same order as `history_paths`) and `archs`
     (name -> resolved architecture dict), as the workflow passes them.
     """
+    from ..outcomes import read_outcome
+
     runs = [parse_run_id(r) for r in study["runs"]]
+    outcomes = [read_outcome(p) for p in outcome_paths] if outcome_paths else [None] * len(runs)
     varying = [k for k in ("optimizer", "noise") if len({r[k] for r in runs}) > 1]
     conditions = list(dict.fromkeys(_condition(r, varying) for r in runs))
     colours = {c: plt.cm.viridis(v) for c, v in zip(conditions, np.linspace(0, 0.85, len(conditions)))}
     seeds = sorted({r["seed"] for r in runs})
     archs = list(study["archs"])
 
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 3.6), squeeze=False)
-    any_diverged = False
-    for ax, arch in zip(axes[0], archs):
-        diverged_here = False
-        for run, path in zip(runs, history_paths):
+    fig, axes = plt.subplots(2, len(archs), figsize=(4.4 * len(archs), 6.4), squeeze=False, sharex="col",
+                             layout="constrained")
+    marked: dict[str, dict] = {}
+    constants = [o["constant_dice"] for o in outcomes if o is not None]
+    for col, arch in enumerate(archs):
+        loss_ax, dice_ax = axes[0][col], axes[1][col]
+        for run, path, outcome in zip(runs, history_paths, outcomes):
             if run["arch"] != arch:
                 continue
             history = read_history(path)
             epochs = history[history["kind"] == "epoch"]
+            finite = epochs[np.isfinite(epochs["loss"])]
             condition = _condition(run, varying)
             style = SEED_STYLES[seeds.index(run["seed"]) % len(SEED_STYLES)]
-            ax.plot(epochs["epoch"], epochs["loss"], style, color=colours[condition], lw=1.4)
-            if history["diverged"].any():
-                diverged_here = True
-                finite = epochs[np.isfinite(epochs["loss"])]
-                ax.plot(finite["epoch"].iloc[-1], finite["loss"].iloc[-1], "x", color="crimson", ms=9, mew=2)
-        ax.set_title(arch_label(arch, study["archs"][arch]))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("Dice loss (training set)")
-        any_diverged = any_diverged or diverged_here
+            loss_ax.plot(finite["epoch"], finite["loss"], style, color=colours[condition], lw=1.2)
+            dice_ax.plot(finite["epoch"], finite["dice"], style, color=colours[condition], lw=1.2)
+            result = str(history["outcome"].iloc[-1])
+            if result in OUTCOME_MARKS and not finite.empty:
+                mark = OUTCOME_MARKS[result]
+                marked[result] = mark
+                style_kw = {k: v for k, v in mark.items() if k != "label"}
+                loss_ax.plot(finite["epoch"].iloc[-1], finite["loss"].iloc[-1], ls="", **style_kw)
+                dice_ax.plot(finite["epoch"].iloc[-1], finite["dice"].iloc[-1], ls="", **style_kw)
+        loss_ax.set_title(arch_label(arch, study["archs"][arch]), fontsize=10)
+        loss_ax.set_ylabel("Dice loss (training set)")
+        dice_ax.set_ylabel("hard Dice (training set)")
+        dice_ax.set_xlabel("epoch")
+        dice_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if constants:
+            dice_ax.axhline(max(constants), color="black", ls="--", lw=1)
+            dice_ax.set_ylim(min(0.0, dice_ax.get_ylim()[0]), 1.0)
 
     handles = [plt.Line2D([], [], color=colours[c], lw=2, label=c) for c in conditions]
     if len(seeds) > 1:
@@ -63,9 +86,11 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
             plt.Line2D([], [], color="grey", ls=SEED_STYLES[i % len(SEED_STYLES)], label=f"seed {s}")
             for i, s in enumerate(seeds)
         ]
-    if any_diverged:
-        handles.append(plt.Line2D([], [], color="crimson", marker="x", ls="", mew=2, label="diverged (last finite)"))
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if constants:
+        handles.append(plt.Line2D([], [], color="black", ls="--", lw=1,
+                                  label=f"best constant mask (Dice {max(constants):.3f})"))
+    for mark in marked.values():
+        handles.append(plt.Line2D([], [], ls="", **mark))
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
     fig.suptitle(study["title"])
-    fig.tight_layout()
     save_figure(fig, *out_paths)
