@@ -75,7 +75,11 @@ def train_settings(config: dict, run: Run) -> dict:
         "momentum": float(optimizer["momentum"]),
         "noise": run.noise,
         "seed": run.seed,
-        **{k: config["training"][k] for k in ("epochs", "batch_size", "save_every", "eval_batch_size")},
+        **{
+            k: config["training"][k]
+            for k in ("epochs", "batch_size", "save_every", "eval_batch_size", "plateau", "stop_on_plateau",
+                      "collapse_margin")
+        },
     }
 
 
