@@ -177,23 +177,36 @@ def test_pac_bayes_bisection_brackets_the_crossing_of_its_own_draws():
     assert len(result["evaluations"]) == iterations
     # Common random numbers: the recorded drops grow with sigma.
     pairs = sorted(result["evaluations"])
-    assert all(a[1] < b[1] for a, b in zip(pairs, pairs[1:]))
+    assert all(a[1] < b[1] for a, b in zip(pairs, pairs[1:])) and result["monotone"]
+
+
+def test_pac_bayes_flags_a_drop_that_does_not_grow_with_sigma():
+    # A metric that noise first lowers and then raises again: drop = 5 s^2 - 50 s^4 (mean of z^2 ~ 1).
+    def metric(v):
+        r2 = float((v**2).mean())
+        return -5 * r2 + 50 * r2**2
+
+    w = torch.zeros(400, dtype=torch.float64)
+    result = pac_bayes_sigma(metric, w, 0.1, (1e-3, 10.0), iterations=6, samples=2, seed=0)
+    assert not result["monotone"]
+    assert result["evaluations"][0][0] == pytest.approx(0.1) and result["evaluations"][1][0] == pytest.approx(1.0)
 
 
 def test_pac_bayes_sigma_closed_form_with_many_samples():
     # E drop = sigma^2 / 2 sum lambda_i = target at sigma* = sqrt(2 target / sum lambda).
     target = 0.05
-    result = pac_bayes_sigma(quadratic_metric(), W_STAR, target, (1e-3, 10.0), iterations=14, samples=4000, seed=0)
-    assert result["sigma"] == pytest.approx(math.sqrt(2 * target / float(LAM.sum())), rel=0.01)
+    # 4000 draws: the relative standard error of sigma is 0.27%; the bracket is 0.45% wide.
+    result = pac_bayes_sigma(quadratic_metric(), W_STAR, target, (1e-2, 1.0), iterations=10, samples=4000, seed=0)
+    assert result["sigma"] == pytest.approx(math.sqrt(2 * target / float(LAM.sum())), rel=0.015)
 
 
 def test_pac_bayes_magnitude_aware_closed_form_with_many_samples():
     # E drop = 1/2 sum lambda_i (sigma'^2 w_i^2 + eps^2) = target.
-    target, eps = 0.05, 0.01
-    result = pac_bayes_sigma(quadratic_metric(), W_STAR, target, (1e-3, 10.0), iterations=14, samples=4000,
+    target, eps = 0.05, 0.05  # eps^2 sum lambda = 0.032: a third of the target, so it matters
+    result = pac_bayes_sigma(quadratic_metric(), W_STAR, target, (1e-2, 1.0), iterations=10, samples=4000,
                              seed=0, magnitude_aware=True, eps=eps)
     truth = math.sqrt((2 * target - eps**2 * float(LAM.sum())) / float((LAM * W_STAR**2).sum()))
-    assert result["sigma"] == pytest.approx(truth, rel=0.01)
+    assert result["sigma"] == pytest.approx(truth, rel=0.015)
     assert result["magnitude_aware"] and result["eps"] == eps
 
 
@@ -367,10 +380,14 @@ def learnable_data(n=8, size=8, seed=1):
     return x, (x[:, :1] > 0.5).float()  # a mask the model can learn: red above one half
 
 
-def trained_tiny_model(norm="batch", steps=150, seed=0):
-    """A depth-1 U-Net trained near a minimum of its 8 images (sharpness is defined there)."""
+def trained_tiny_model(steps=150, seed=0):
+    """A depth-1 batch-norm U-Net trained near a minimum of its 8 images (sharpness is defined there).
+
+    (The plain tiny U-Net falls into the Dice loss's all-foreground trap on these images, where
+    the logits saturate and every gradient is zero; the batch-norm one learns the masks.)
+    """
     torch.manual_seed(seed)
-    model = build_model({"depth": 1, "base_width": 4, "norm": norm})
+    model = build_model({"depth": 1, "base_width": 4, "norm": "batch"})
     x, y = learnable_data()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     model.train()
@@ -404,3 +421,74 @@ def test_every_measure_runs_on_a_real_model_in_a_sensible_order(tiny_objective):
     norms = norm_measures(objective.model, objective.model)
     assert norms["frobenius_sq_sum"] == pytest.approx(float(w @ w), rel=1e-12)
     assert norms["distance_from_init"] == 0.0 and math.isfinite(norms["log_prod_frobenius"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary of one model
+
+SMALL = {"average_samples": 4, "worst_steps": 2, "pac_samples": 2, "pac_iterations": 3, "pac_sigma_range": [1e-3, 10.0],
+         "batch_size": 3}
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_flatness_summary_wires_every_measure(norm):
+    if norm == "batch":
+        model, x, y = trained_tiny_model(steps=60)
+    else:  # untrained: a non-zero gradient is all the worst case needs here
+        model, (x, y) = tiny_model("none"), learnable_data()
+    torch.manual_seed(1)
+    initial = build_model({"depth": 1, "base_width": 4, "norm": norm}).eval()
+    summary = flatness_summary(model, x, y, initial=initial, settings=SMALL, log=lambda _: None)
+    json.dumps(summary)  # JSON-ready
+    assert summary["finite"] and summary["batch_norms_folded"] == (6 if norm == "batch" else 0)
+    settings = resolve_flatness_settings(SMALL)
+    folded = fold_batch_norm(model)
+    w = flat_parameters(folded)
+    assert summary["parameters"] == w.numel() and summary["images"] == 8
+    # Each number is what its function gives with the recorded seed on the folded model.
+    objective = ModelLoss(folded, x, y)
+    average = average_sharpness(objective.loss, w, settings["average_rho"], 4, summary["seeds"]["average"])
+    assert summary["average_sharpness"] == pytest.approx(average["mean"], rel=1e-6, abs=1e-9)
+    pac = pac_bayes_sigma(objective.dice, w, settings["pac_target"], settings["pac_magnitude_range"], 3, 2,
+                          summary["seeds"]["pac_bayes_mag"], magnitude_aware=True, eps=settings["pac_eps"])
+    assert summary["pac_bayes_mag_sigma"] == pytest.approx(pac["sigma"])
+    assert summary["pac_bayes_flatness"] == pytest.approx(1 / summary["pac_bayes_sigma"] ** 2)
+    distance = float((w - flat_parameters(fold_batch_norm(initial))).norm())
+    assert summary["distance_from_init"] == pytest.approx(distance, rel=1e-9)
+    assert summary["frobenius_sq_sum"] == pytest.approx(float(w @ w), rel=1e-9)
+    # The cost, counted independently of the model's counters: one shared pass at w, the
+    # average's draws, the worst case's final point, every PAC-Bayes expectation.
+    pac_draws = sum(len(summary["details"][k]["evaluations"]) * 2 for k in ("pac_bayes", "pac_bayes_mag"))
+    assert summary["forward_passes"] == 1 + 4 + 1 + pac_draws
+    assert summary["gradient_passes"] == summary["details"]["worst"]["steps"] == 2
+    # Same seed, same numbers.
+    again = flatness_summary(model, x, y, initial=initial, settings=SMALL, log=lambda _: None)
+    assert again == summary
+
+
+def test_flatness_summary_of_a_diverged_model_has_no_numbers():
+    model, (x, y) = tiny_model("none"), learnable_data()
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    summary = flatness_summary(model, x, y, settings=SMALL, log=lambda _: None)
+    assert summary["finite"] is False
+    assert summary["average_sharpness"] is None and summary["pac_bayes_sigma"] is None
+    assert summary["forward_passes"] == 1
+    json.dumps(summary)
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"rho": 0.1}, "unknown flatness settings"),
+        ({"average_samples": 5}, "average_samples must be even"),
+        ({"average_samples": 2}, "average_samples must be an integer >= 4"),
+        ({"worst_rho": 0}, "worst_rho must be a number > 0"),
+        ({"pac_sigma_range": [1.0, 0.1]}, "pac_sigma_range"),
+        ({"pac_iterations": True}, "pac_iterations"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_flatness_settings_errors_name_the_key(settings, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_flatness_settings(settings)

@@ -366,9 +366,12 @@ def pac_bayes_sigma(
     [sigma_low, sigma_high], its width a factor (sigma_hi / sigma_lo)^(1 / 2^iterations);
     "sigma" is its geometric midpoint. If even sigma_lo drops more than the target, or even
     sigma_hi stays within it, "status" says so and "sigma" is that end: a bound, not an estimate.
+    "monotone" says whether the drops evaluated grow with sigma, as bisection assumes; a model
+    whose metric is already poor can gain from noise, and then the crossing found is one of
+    several.
 
     Returns {"sigma", "measure" (1 / sigma^2), "sigma_low", "sigma_high", "status" (one of
-    PAC_BAYES_STATUSES), "bracketed", "evaluations" ([[sigma, drop], ...] in order), "target",
+    PAC_BAYES_STATUSES), "bracketed", "evaluations" ([[sigma, drop], ...] in order), "monotone", "target",
     "samples", "iterations", "magnitude_aware", "eps", "seed", "base" (metric(w))}. Costs
     samples * (iterations + at most 1) metric evaluations, plus one unless `base` is given.
     """
@@ -404,6 +407,7 @@ def pac_bayes_sigma(
     elif not lo_tested and drop(lo) > target:
         status, hi = "exceeds_target_at_sigma_lo", lo
     sigma = math.sqrt(lo * hi)
+    ordered = [d for _, d in sorted(evaluations)]
     return {
         "sigma": sigma,
         "measure": 1.0 / sigma**2,
@@ -412,6 +416,7 @@ def pac_bayes_sigma(
         "status": status,
         "bracketed": status == "bracketed",
         "evaluations": evaluations,
+        "monotone": all(a <= b for a, b in zip(ordered, ordered[1:])),
         "target": float(target),
         "samples": samples,
         "iterations": iterations,
@@ -487,8 +492,8 @@ FLATNESS_DEFAULTS = {
     "seed": 0,
     "batch_size": 64,
     "average_rho": 0.05,  # noise std as a fraction of |w_i|
-    "average_samples": 20,  # loss evaluations (10 antithetic pairs)
-    "worst_rho": 0.05,  # radius of the ball ||delta / |w| ||_2 <= rho
+    "average_samples": 40,  # loss evaluations (20 antithetic pairs)
+    "worst_rho": 0.1,  # radius of the ball ||delta / |w| ||_2 <= rho
     "worst_steps": 10,  # gradient evaluations
     "worst_step_size": 1.0,  # each step moves u by this fraction of rho
     "worst_start_radius": 0.0,  # start at w; its gradient is not zero at a trained model
