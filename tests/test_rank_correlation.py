@@ -147,6 +147,17 @@ def test_granulated_tau_undefined_factor_and_lone_runs():
         noise_tracking_table(), ["noise", "seed"], "measure", "gap")
 
 
+def test_granulated_tau_skips_groups_where_the_factor_does_not_vary():
+    # Two replicate runs at noise 7, both seed 0: a pair, but the seed does not change within
+    # it, so it says nothing about the seed. (Across noise levels they rank correctly.)
+    replicates = pd.DataFrame([{"noise": 7, "seed": 0, "measure": 70.0, "gap": 7.0},
+                               {"noise": 7, "seed": 0, "measure": 71.0, "gap": 7.05}])
+    table = pd.concat([noise_tracking_table(), replicates], ignore_index=True)
+    result = granulated_tau(table, ["noise", "seed"], "measure", "gap")
+    assert result["psi"]["seed"] == 0.0 and result["groups"]["seed"] == 4
+    assert result["psi"]["noise"] == 1.0
+
+
 def slow_granulated(records, factors, measure, target):
     """psi per factor by explicit loops over the other factors' value combinations."""
     psi = {}
