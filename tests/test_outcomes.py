@@ -17,9 +17,9 @@ RULE = Plateau(window=3, tolerance=0.05)
 
 
 def test_plateau_rule_on_hand_made_histories():
-    falling = [0.7, 0.5, 0.4, 0.3, 0.2, 0.1]  # the last 3 epochs gain 0.3 of a total 0.6
+    falling = [0.7, 0.5, 0.4, 0.3, 0.2, 0.1]  # the last 3 epochs gain 0.3 > 0.05 * 0.7
     assert not plateau_reached(falling, RULE)
-    flat = [0.7, 0.3, 0.2, 0.15, 0.149, 0.1495, 0.1491]  # last 3 gain 0.0009 <= 0.05 * 0.551
+    flat = [0.7, 0.3, 0.2, 0.15, 0.149, 0.1495, 0.1491]  # last 3 gain 0.001 <= 0.05 * 0.7
     assert plateau_reached(flat, RULE)
     # noise without progress: the best of the last 3 epochs is no better than before them
     noisy = [0.7, 0.2, 0.1, 0.15, 0.12, 0.11]
@@ -57,6 +57,7 @@ def test_dice_of_mask_follows_the_hard_dice_convention():
         ([0.7, 0.5], 0.9, True, False, "diverged"),
         ([0.7, 0.69, 0.69, 0.69, 0.69], 0.41, False, True, "collapsed"),  # Dice at the constant's
         ([0.7, 0.5, 0.4, 0.3, 0.2], 0.9, False, False, "not_converged"),
+        ([0.7, 0.6, 0.5, 0.4, 0.3], 0.3, False, False, "not_converged"),  # below the constant, still learning
         ([0.7, 0.2, 0.1, 0.1, 0.1], 0.9, False, True, "finished"),  # stopped on a plateau: trusted
         ([0.7, 0.2, 0.1, 0.1, 0.1, 0.1], 0.9, False, False, "finished"),  # plateau on the last epoch
     ],

@@ -3,11 +3,11 @@
 Every run gets exactly one outcome, decided from its own training:
 
     diverged       a loss or weight became NaN or infinite; training stopped there
-    collapsed      the model predicts (nearly) the same mask for every image: its final hard
-                   Dice on the training set is no more than `collapse_margin` above the best
-                   constant mask's (`best_constant_dice`)
     not_converged  training used all its epochs and the epoch loss was still falling by more
                    than the plateau tolerance (`plateau_reached`)
+    collapsed      the loss stopped falling at a model no better than a constant prediction:
+                   its final hard Dice on the training set is no more than `collapse_margin`
+                   above the best constant mask's (`best_constant_dice`)
     finished       none of the above: a trained model at a plateau of its training loss
 
 They are checked in that order, so a run that diverged is never also called collapsed. Only
@@ -39,15 +39,16 @@ CHECKPOINT_ROLES = {
 
 @dataclass(frozen=True)
 class Plateau:
-    """The plateau rule: at epoch e >= window, with L_0..L_e the whole-set epoch losses,
+    """The plateau rule: at epoch e >= window, with L_0..L_e the whole-set epoch losses
+    (L_0: the initial weights),
 
-        fall  = min(L_0..L_{e-window}) - min(L_{e-window+1}..L_e)   (what the last `window`
-                                                                     epochs gained on the best before)
-        total = L_0 - min(L_0..L_e)                                 (what training gained so far)
+        fall = min(L_0..L_{e-window}) - min(L_{e-window+1}..L_e)
 
-    the loss has reached a plateau when fall <= tolerance * total. Taking the best loss of
-    each stretch, not the last, keeps the epoch-to-epoch noise of SGD from counting as
-    progress or as a stall.
+    is what the last `window` epochs gained on the best loss before them; the loss has
+    reached a plateau when fall <= tolerance * L_0. Taking the best loss of each stretch, not
+    the last, keeps the epoch-to-epoch noise of SGD from counting as progress or as a stall;
+    measuring against the initial loss makes the rule independent of the loss's scale and
+    also stops a run that never learns.
     """
 
     window: int = 5
@@ -61,19 +62,19 @@ class Plateau:
 
 
 def plateau_fall(losses: Sequence[float], window: int) -> tuple[float, float]:
-    """(fall, total) of the plateau rule for the epoch losses so far (NaN, NaN if too few)."""
+    """(fall, L_0) of the plateau rule for the epoch losses so far (NaN, NaN if too few)."""
     losses = np.asarray(losses, dtype=np.float64)
     if len(losses) <= window or not np.isfinite(losses).all():
         return math.nan, math.nan
     before = losses[: len(losses) - window].min()
     recent = losses[len(losses) - window :].min()
-    return float(before - recent), float(losses[0] - losses.min())
+    return float(before - recent), float(losses[0])
 
 
 def plateau_reached(losses: Sequence[float], plateau: Plateau) -> bool:
     """Whether the epoch losses L_0..L_e (L_0: the initial weights) end on a plateau."""
-    fall, total = plateau_fall(losses, plateau.window)
-    return math.isfinite(fall) and fall <= plateau.tolerance * total
+    fall, initial = plateau_fall(losses, plateau.window)
+    return math.isfinite(fall) and fall <= plateau.tolerance * initial
 
 
 def dice_of_mask(mask: np.ndarray, masks: np.ndarray) -> float:
@@ -135,22 +136,22 @@ def classify(
     training set, whether it diverged and whether training stopped because of a plateau."""
     if diverged:
         return "diverged", "a loss or weight became non-finite"
+    if not (stopped_on_plateau or plateau_reached(epoch_losses, plateau)):
+        fall, initial = plateau_fall(epoch_losses, plateau.window)
+        if math.isfinite(fall):
+            detail = (
+                f"the best loss of the last {plateau.window} epochs is {fall:.4f} below the best before them, "
+                f"more than {plateau.tolerance:g} x the initial loss {initial:.4f}"
+            )
+        else:
+            detail = f"fewer than {plateau.window + 1} evaluated epochs"
+        return "not_converged", f"all epochs used and the loss is still falling: {detail}"
     if not final_dice > constant_dice + collapse_margin:
         return "collapsed", (
-            f"final hard Dice {final_dice:.4f} is not more than {collapse_margin:g} above the best "
-            f"constant mask's {constant_dice:.4f}"
+            f"the loss stopped falling at a final hard Dice of {final_dice:.4f}, not more than "
+            f"{collapse_margin:g} above the best constant mask's {constant_dice:.4f}"
         )
-    if stopped_on_plateau or plateau_reached(epoch_losses, plateau):
-        return "finished", "the training loss reached a plateau"
-    fall, total = plateau_fall(epoch_losses, plateau.window)
-    if math.isfinite(fall):
-        detail = (
-            f"the best loss of the last {plateau.window} epochs is {fall:.4f} below the best before them, "
-            f"more than {plateau.tolerance:g} x the total fall {total:.4f}"
-        )
-    else:
-        detail = f"fewer than {plateau.window + 1} evaluated epochs"
-    return "not_converged", f"all epochs used and the loss is still falling: {detail}"
+    return "finished", "the training loss reached a plateau"
 
 
 def write_outcome(summary: dict, path: str | os.PathLike) -> None:

@@ -201,9 +201,9 @@ def train(
         log(f"[{run_id}] epoch {epoch}/{settings.epochs}: loss {row['loss']:.4f} "
             f"dice {row['dice']:.4f} iou {row['iou']:.4f}{held} ({rate:.0f} img/s)")
         if on_plateau:
-            fall, total = plateau_fall(losses, plateau.window)
+            fall, initial = plateau_fall(losses, plateau.window)
             log(f"[{run_id}] plateau at epoch {epoch}: the last {plateau.window} epochs gained {fall:.4f} "
-                f"(<= {plateau.tolerance:g} x {total:.4f}); stopping")
+                f"(<= {plateau.tolerance:g} x the initial loss {initial:.4f}); stopping")
             break
 
     epochs = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])]
@@ -226,7 +226,7 @@ def train(
             "max_epochs": settings.epochs,
             "stopped_on_plateau": on_plateau,
             "plateau": {"window": plateau.window, "tolerance": plateau.tolerance,
-                        **dict(zip(("fall", "total"), plateau_fall(losses, plateau.window)))},
+                        **dict(zip(("fall", "initial_loss"), plateau_fall(losses, plateau.window)))},
             "final_epoch": final["epoch"],
             **{f"final_{k}": final.get(k, math.nan) for k in ("loss", "dice", "iou", "heldout_loss",
                                                               "heldout_dice", "heldout_iou")},
