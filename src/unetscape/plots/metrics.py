@@ -31,9 +31,9 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
     """One panel per headline metric: condition means over finished runs with bootstrap
     intervals (open markers: too few runs for an interval), every finished run as a dot, and
     the divergence rate of every condition with its Wilson interval."""
-    runs = pd.read_csv(runs_csv)
-    if "outcome" in runs.columns:
-        runs = runs[runs["outcome"] == "finished"]
+    all_runs = pd.read_csv(runs_csv)
+    finished = all_runs["outcome"] == "finished" if "outcome" in all_runs.columns else pd.Series(True, all_runs.index)
+    runs, others = all_runs[finished], all_runs[~finished]
     conditions = pd.read_csv(conditions_csv)
     x_factor = _x_factor(conditions)
     series_factor = "norm" if x_factor == "skip" else "arch"
@@ -71,10 +71,21 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
             dots = runs[runs[series_factor] == s]
             ax.plot([positions[v] + offset[s] for v in dots[x_factor]], dots[metric], ".", color=colours[s],
                     alpha=0.35)
+            rest = others[others[series_factor] == s]
+            ax.plot([positions[v] + offset[s] for v in rest[x_factor]], rest[metric], "x", color="grey", ms=5)
+        if metric not in RATES and not np.isfinite(pd.to_numeric(all_runs[metric], errors="coerce")).any():
+            ax.text(0.5, 0.5, "no run with a value", ha="center", va="center", transform=ax.transAxes,
+                    color="grey")
+        elif metric not in RATES and runs[metric].notna().sum() == 0:
+            ax.text(0.5, 0.92, "no finished run", ha="center", va="top", transform=ax.transAxes, color="crimson",
+                    fontsize=8)
         ax.set_xticks(range(len(levels)), [f"{v:g}" if isinstance(v, float) else str(v) for v in levels])
         ax.set_xlabel(x_factor)
         ax.set_title(label, fontsize=10)
-    axes[0][0].legend(title=series_factor, fontsize=7)
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    if len(others):
+        handles.append(plt.Line2D([], [], marker="x", color="grey", ls="", label="run not finished (not in the mean)"))
+    axes[0][0].legend(handles=handles, title=series_factor, fontsize=7)
     fig.suptitle(f"{study['title']}: mean over finished runs with {100 * level:g}% bootstrap interval "
                  f"(open: too few runs for one), runs as dots; divergence rate with Wilson interval", fontsize=10)
     save_figure(fig, *out_paths)
