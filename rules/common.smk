@@ -14,6 +14,7 @@ from unetscape.config import (
     ConfigError,
     all_runs,
     arch_spec,
+    canonical,
     find_run,
     study_runs,
     train_settings,
@@ -24,6 +25,12 @@ try:
     validate_config(config, Path(workflow.basedir) / "config/schema/config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+
+# Every param is taken from the config with its keys sorted: the same values in another key
+# order re-run nothing (Snakemake compares dict params in key order).
+_canonical = canonical(config)
+config.clear()
+config.update(_canonical)
 
 
 STUDIES = list(config["studies"])

@@ -130,3 +130,17 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
         for key in ("images_dir", "masks_dir"):
             if not config["data"].get(key):
                 raise ConfigError(f"config key data.{key}: required when data.source is 'isic'")
+
+
+def canonical(value):
+    """`value` with every mapping's keys sorted, recursively (lists keep their order).
+
+    Snakemake compares a dict param in key order, so the same config written with its keys in
+    another order (as YAML tools that sort keys do) would re-run every job; canonical params
+    change only when a value does.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
