@@ -23,11 +23,18 @@ def test_smoke_workflow_produces_tables_and_figures(smoke_run):
         n_runs = len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"]) * len(spec["seeds"])
         assert len(table) == n_runs
         assert table["final_loss"].between(0, 1).all()
-        assert (table["epochs_run"] == smoke["training"]["epochs"]).all()
+        assert table["epochs_run"].between(1, smoke["training"]["epochs"]).all()
+        assert set(table["outcome"]) <= {"finished", "diverged", "collapsed", "not_converged"}
+        assert (table["init"] == "kaiming_normal").all() and table["constant_dice"].between(0, 1).all()
+        assert table["final_heldout_dice"].notna().all() and table["gap_loss"].notna().all()
         for ext in ("png", "pdf"):
             assert (workdir / f"results/figures/{study}.{ext}").stat().st_size > 1000
-    checkpoints = sorted((workdir / "results/runs/simple/sgd/noise0/seed0/checkpoints").glob("*.pt"))
-    assert [p.name for p in checkpoints] == ["epoch_000.pt", "epoch_001.pt", "epoch_002.pt"]
+    run = workdir / "results/runs/simple/sgd/noise0/seed0"
+    outcome = json.loads((run / "outcome.json").read_text())
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
+    assert checkpoints == [f"epoch_{e:03d}.pt" for e in range(outcome["epochs_run"] + 1)]
+    history = pd.read_csv(run / "history.csv")
+    assert (history["outcome"] == outcome["outcome"]).all()
 
 
 def test_smoke_workflow_produces_landscapes(smoke_run):
@@ -35,10 +42,12 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
     smoke = load_smoke()
     plane = smoke["landscape"]["plane"]
     run = workdir / "results/landscape/improved/sgd/noise0/seed0"
+    outcome = json.loads((workdir / "results/runs/improved/sgd/noise0/seed0/outcome.json").read_text())
     with h5py.File(run / "random/surface.h5", "r") as f:
         assert f["train_loss"].shape == (plane["x"][2], plane["y"][2])
         assert np.isfinite(f["train_loss"][()]).all()
-        assert f.attrs["checkpoint"].endswith("epoch_002.pt")
+        assert f.attrs["checkpoint"].endswith(outcome["landscape_checkpoint"])
+        assert f.attrs["outcome"] == outcome["outcome"]
         assert f.attrs["direction_norm"] == plane["norm"]
         assert f.attrs["chunks"] == plane["chunks"]
     assert not list((run / "random/chunks").glob("*.h5"))  # temporary once merged
@@ -55,23 +64,32 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
     workdir, config_path = smoke_run
     smoke = load_smoke()
     hessian = json.loads((workdir / "results/landscape/improved/sgd/noise0/seed0/hessian.json").read_text())
+    outcome = json.loads((workdir / "results/runs/improved/sgd/noise0/seed0/outcome.json").read_text())
     assert len(hessian["top_eigenvalues"]) == smoke["curvature"]["top_k"]
     assert hessian["top_eigenvalues"] == sorted(hessian["top_eigenvalues"], reverse=True)
-    assert hessian["checkpoint"].endswith("epoch_002.pt")
+    assert hessian["checkpoint"].endswith(outcome["landscape_checkpoint"])
     for study, spec in smoke["studies"].items():
         runs = pd.read_csv(workdir / f"results/tables/landscape_{study}.csv")
         assert len(runs) == len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"]) * len(spec["seeds"])
         assert runs["roughness"].notna().all() and runs["top_eigenvalue"].notna().all()
         conditions = pd.read_csv(workdir / f"results/tables/conditions_{study}.csv")
         assert conditions["n"].sum() == len(runs)
+        counts = conditions[[f"n_{o}" for o in ("finished", "diverged", "collapsed", "not_converged")]].sum(axis=1)
+        assert (counts == conditions["n"]).all()
         assert (workdir / f"results/figures/{study}_metrics.png").stat().st_size > 1000
     assert (workdir / "results/figures/scale_invariance.png").stat().st_size > 1000
     skips = pd.read_csv(workdir / "results/tables/landscape_skips.csv")
     assert set(skips["skip"]) == {"concat", "add", "none"}
 
+    findings = pd.read_csv(workdir / "results/tables/findings.csv")
+    assert set(findings["claim"]) == {"batchnorm", "momentum", "noise", "skips"}
+    assert findings["claim_verdict"].notna().all()
+
     snakemake(workdir, "--configfile", str(config_path), "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="replace")
     assert "scale_invariance" in report and "conditions_seeds.csv" in report
+    # the front page states the verdict on each claim
+    assert "What the data say about the poster" in report and "Batch norm gives normal behaviour" in report
 
 
 def test_rerun_plans(smoke_run):
@@ -97,11 +115,11 @@ def test_rerun_plans(smoke_run):
 
     # A finer landscape grid re-runs landscape jobs only, never training.
     config = load_smoke()
-    config["landscape"]["plane"]["x"] = [-1, 1, 6]
+    config["landscape"]["plane"]["x"] = [-1, 1, 7]
     finer = write_config(workdir / "finer.yaml", config)
     rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(finer), "-n").stdout)}
-    assert {"directions", "surface_chunk", "merge_surface"} <= rules
-    assert not rules & {"train", "prepare_dataset", "trajectory", "interpolate"}
+    assert {"random_plane", "surface_chunk", "merge_surface"} <= rules
+    assert not rules & {"train", "prepare_dataset", "training_path", "interpolate_seeds", "hessian"}
 
     # Editing the loss re-runs every training (and what depends on it), never data preparation.
     # (Snakemake compares checksums, so the file's content must change, not just its mtime.)
