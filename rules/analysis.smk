@@ -21,6 +21,7 @@ rule landscape_metrics:
         surfaces=get_study_surfaces,
         lines=get_study_lines,
         hessians=get_study_hessians,
+        flatness=get_study_flatness,
         histories=get_study_histories,
         outcomes=get_study_outcomes,
         code=code("landscape_metrics.py"),
@@ -77,3 +78,45 @@ rule findings:
         metrics=config["metrics"],
     script:
         "../scripts/findings.py"
+
+
+rule generalisation:
+    input:
+        tables=get_generalisation_tables,
+        code=code("generalisation.py"),
+    output:
+        table=report(
+            "results/tables/generalisation.csv",
+            category="Generalisation",
+            caption="../report/generalisation_table.rst",
+            labels={"table": "rank correlations"},
+        ),
+        summary=report(
+            "results/report/generalisation.rst",
+            category="Generalisation",
+            caption="../report/generalisation_summary.rst",
+            labels={"table": "verdicts"},
+        ),
+        ranking=report(
+            "results/figures/generalisation.png",
+            category="Generalisation",
+            caption="../report/generalisation_figure.rst",
+            labels={"figure": "ranking"},
+        ),
+        ranking_pdf="results/figures/generalisation.pdf",
+        measures=report(
+            directory("results/figures/generalisation"),
+            patterns=["{measure}.png"],
+            category="Generalisation",
+            caption="../report/generalisation_measure.rst",
+            labels={"figure": "{measure}"},
+        ),
+    log:
+        "results/logs/generalisation.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        metrics=config["metrics"],
+    script:
+        "../scripts/generalisation.py"

@@ -145,6 +145,18 @@ def get_study_hessians(wildcards):
     ]
 
 
+def get_study_flatness(wildcards):
+    return [
+        run_landscape(run, "flatness.json")
+        for run in study_runs(config, wildcards.study)
+    ]
+
+
+def get_generalisation_tables(wildcards):
+    """Every study's per-run table: the generalisation study ranks measures over all runs."""
+    return [f"results/tables/landscape_{study}.csv" for study in STUDIES]
+
+
 def get_scale_invariance_checkpoints(wildcards):
     return [
         f"results/runs/{run}/checkpoints" for run in config["scale_invariance"]["runs"]
@@ -189,7 +201,13 @@ def get_findings_tables(wildcards):
 
 
 def get_final_outputs():
-    outputs = [get_dataset(), "results/tables/findings.csv", "results/report/findings.rst"]
+    outputs = [
+        get_dataset(),
+        "results/tables/findings.csv",
+        "results/report/findings.rst",
+        "results/tables/generalisation.csv",
+        "results/figures/generalisation.png",
+    ]
     for study in STUDIES:
         outputs += [
             f"results/tables/training_{study}.csv",

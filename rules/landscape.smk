@@ -1,6 +1,7 @@
 # Loss landscapes of every run's measured weights (Li et al. 2018): a filter-normalised random
 # plane evaluated in scattered chunks, its 1-D line, the training path (PCA trajectory and the
-# straight line from the initial weights), interpolations between seeds and the curvature.
+# straight line from the initial weights), interpolations between seeds, the curvature and the
+# flatness measures.
 # Each job measures the checkpoint the run's outcome.json names (never the initial weights).
 
 
@@ -128,18 +129,19 @@ rule interpolate_seeds:
         "../scripts/interpolate_seeds.py"
 
 
-rule hessian:
+rule flatness:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
-        code=code("hessian.py"),
+        code=code("flatness.py"),
     output:
-        f"{LANDSCAPE_DIR}/hessian.json",
+        hessian=f"{LANDSCAPE_DIR}/hessian.json",
+        flatness=f"{LANDSCAPE_DIR}/flatness.json",
     log:
-        f"results/logs/hessian/{RUN_LOG}.log",
+        f"results/logs/flatness/{RUN_LOG}.log",
     benchmark:
-        f"results/benchmarks/hessian/{RUN_LOG}.tsv"
+        f"results/benchmarks/flatness/{RUN_LOG}.tsv"
     conda:
         "../envs/unetscape.yaml"
     threads: config["threads"]
@@ -147,11 +149,12 @@ rule hessian:
         **GPU_JOB,
     params:
         curvature=config["curvature"],
+        flatness=config["flatness"],
         evaluation=config["landscape"]["evaluation"],
         noise=get_run_noise,
         device=config["device"],
     script:
-        "../scripts/hessian.py"
+        "../scripts/flatness.py"
 
 
 rule scale_invariance:

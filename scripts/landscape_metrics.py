@@ -15,6 +15,7 @@ def main(smk):
         smk.input.histories,
         metrics["radii"],
         metrics["rises"],
+        smk.input.flatness,
     )
     write_csv(table, smk.output.runs)
     summary = conditions(table, metrics)

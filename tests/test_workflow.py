@@ -1,12 +1,17 @@
 """The smoke workflow end to end, and what Snakemake re-runs after a change."""
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from unetscape.code_inputs import script_modules
 from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -127,6 +132,67 @@ def test_rerun_plans(smoke_run):
     losses.write_text(losses.read_text() + "\n# edited\n")
     rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(config_path), "-n").stdout)}
     assert "train" in rules and "prepare_dataset" not in rules
+
+
+def moved_copy(workdir, dest):
+    """The finished project copied to another folder, metadata and results included."""
+    shutil.copytree(workdir, dest, symlinks=True)
+    return dest
+
+
+def test_a_moved_project_reruns_nothing_and_reordered_keys_change_nothing(smoke_run, tmp_path):
+    workdir, config_path = smoke_run
+    moved = moved_copy(workdir, tmp_path / "elsewhere" / "renamed")
+    dry = snakemake(moved, "--configfile", str(moved / config_path.name), "-n")
+    assert planned_jobs(dry.stdout) == [], dry.stdout
+
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        return value
+
+    reordered = moved / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(reverse(load_smoke()), sort_keys=False))
+    assert reordered.read_text() != (moved / config_path.name).read_text()
+    dry = snakemake(moved, "--configfile", str(reordered), "-n")
+    assert planned_jobs(dry.stdout) == [], dry.stdout
+
+
+def rules_running(workdir: Path, module: str) -> set[str]:
+    """The rules whose script imports `module` (a path under src/unetscape)."""
+    rules = set()
+    for smk in (workdir / "rules").glob("*.smk"):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
+            if script and str(workdir / "src/unetscape" / module) in map(
+                str, script_modules(workdir / "scripts" / script.group(1), workdir / "src")
+            ):
+                rules.add(re.match(r"rule (\w+):", block.strip()).group(1))
+    return rules
+
+
+@pytest.mark.parametrize("module", ["landscape/folding.py", "training_tables.py", "findings.py", "plots/style.py"])
+def test_editing_a_package_module_reruns_exactly_the_rules_that_run_it(smoke_run, tmp_path, module):
+    workdir, config_path = smoke_run
+    moved = moved_copy(workdir, tmp_path / "copy")
+    path = moved / "src/unetscape" / module
+    path.write_text(path.read_text() + "\n# edited\n")
+    planned = {rule for rule, _ in planned_jobs(snakemake(moved, "--configfile", str(moved / config_path.name), "-n").stdout)}
+    direct = rules_running(moved, module)
+    assert direct and direct <= planned
+    # everything else planned only consumes the outputs of those rules
+    assert planned - direct <= DOWNSTREAM[module], (module, planned - direct)
+
+
+# What may re-run because an edited module's rules produce its inputs (all of it downstream).
+_FIGURES = {"run_figures", "landscape_figure", "interpolation_figure", "metrics_figure", "scale_invariance_figure",
+            "training_figure", "all"}
+DOWNSTREAM = {
+    "landscape/folding.py": {"merge_surface", "landscape_metrics", "findings"} | _FIGURES,
+    "training_tables.py": {"findings", "metrics_figure", "all"},
+    "findings.py": {"all"},
+    "plots/style.py": {"all"},
+}
 
 
 def test_single_figure_target_builds_only_what_it_needs(tmp_path):

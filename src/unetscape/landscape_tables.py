@@ -25,8 +25,13 @@ HEADLINE = ["roughness", "total_variation", "strict_local_minima", "top_eigenval
 CONDITION = ("arch", "optimizer", "noise", "norm", "skip")
 
 
+FLATNESS = ("average_sharpness", "average_sharpness_se", "worst_case_sharpness", "pac_bayes_sigma",
+            "pac_bayes_flatness", "pac_bayes_mag_sigma", "pac_bayes_mag_flatness", "frobenius_sq_sum",
+            "log_prod_frobenius", "distance_from_init")
+
+
 def run_row(run_id: str, arch: dict, surface_path, line_path, hessian_path, history_path,
-            radii, rises) -> dict:
+            radii, rises, flatness_path=None) -> dict:
     row = {"run": run_id, **parse_run_id(run_id), "norm": arch["norm"], "skip": arch["skip"]}
     training = summarize_history(read_history(history_path))
     row.update(init=arch["init"], outcome=training["outcome"], diverged=training["diverged"],
@@ -50,14 +55,21 @@ def run_row(run_id: str, arch: dict, surface_path, line_path, hessian_path, hist
         trace=number("trace"),
         trace_se=number("trace_se"),
     )
+    if flatness_path is not None:
+        with open(flatness_path) as f:
+            flatness = json.load(f)
+        row.update({key: math.nan if flatness.get(key) is None else flatness[key] for key in FLATNESS})
     return row
 
 
-def landscape_table(runs: list[str], archs: dict, surfaces, lines, hessians, histories, radii, rises) -> pd.DataFrame:
+def landscape_table(runs: list[str], archs: dict, surfaces, lines, hessians, histories, radii, rises,
+                    flatness=None) -> pd.DataFrame:
+    flatness = flatness if flatness is not None else [None] * len(runs)
     rows = []
-    for run_id, surface, line, hessian, history in zip(runs, surfaces, lines, hessians, histories, strict=True):
+    for run_id, surface, line, hessian, history, flat in zip(runs, surfaces, lines, hessians, histories, flatness,
+                                                              strict=True):
         arch = archs[parse_run_id(run_id)["arch"]]
-        rows.append(run_row(run_id, arch, surface, line, hessian, history, radii, rises))
+        rows.append(run_row(run_id, arch, surface, line, hessian, history, radii, rises, flat))
     return pd.DataFrame(rows)
 
 
@@ -66,7 +78,7 @@ def conditions(table: pd.DataFrame, settings: dict) -> pd.DataFrame:
     settings: level, bootstrap, seed, min_runs."""
     metrics = [m for m in HEADLINE if m in table.columns]
     metrics += [c for c in table.columns if c.startswith("sharpness_r") or (c.startswith("basin") and c.endswith("_mean"))]
-    metrics += [c for c in table.columns if c.startswith(("final_heldout", "gap_"))]
+    metrics += [c for c in table.columns if c.startswith(("final_heldout", "gap_")) or c in FLATNESS]
     return condition_table(table, metrics, by=CONDITION, level=settings["level"], n_boot=settings["bootstrap"],
                            seed=settings["seed"], min_runs=settings["min_runs"])
 

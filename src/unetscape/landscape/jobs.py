@@ -407,6 +407,38 @@ def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, eva
         tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
 
 
+def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float,
+             device, log: Log = print) -> None:
+    """The generalisation measures of the measured weights (`flatness.flatness_summary`: adaptive
+    sharpness, PAC-Bayes flatness, norms; batch norm folded), as JSON (NaN written as null)."""
+    from ..flatness import flatness_summary
+
+    path, label = measured_weights(checkpoint_dir, outcome_path)
+    if path is None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps({**label, "finite": False}, indent=2) + "\n")
+        log(f"no flatness measures: {label['unavailable']}")
+        return
+    model = load_checkpoint(path, device)
+    initial = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1], device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
+    summary = flatness_summary(model, x, y, initial, options, log=log)
+    summary.update(label, **checkpoint_attrs(path), eval_set=description, device=str(device),
+                   unetscape_version=__version__)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def curvature_and_flatness(checkpoint_dir, outcome_path, dataset_path, hessian_out, flatness_out, curvature: dict,
+                           flatness_settings: dict, evaluation: dict, noise: float, device, log: Log = print) -> None:
+    """Every measure of the shape of the minimum, in one job: the Hessian's curvature and the
+    flatness measures the generalisation study ranks."""
+    hessian(checkpoint_dir, outcome_path, dataset_path, hessian_out, curvature, evaluation, noise, device, log)
+    flatness(checkpoint_dir, outcome_path, dataset_path, flatness_out, flatness_settings, evaluation, noise, device,
+             log)
+
+
 def _json_safe(value):
     """Strict JSON: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
