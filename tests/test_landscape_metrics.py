@@ -242,3 +242,16 @@ def test_surface_metrics_is_flat_and_json_ready():
     assert metrics["ndim"] == 1
     assert metrics["basin_width_h0.12_mean"] == pytest.approx(0.2, abs=2e-3)
     assert "basin_width_h0.12_ypos" not in metrics
+
+
+def test_minimum_offset_counts_grid_steps_to_the_lowest_point():
+    from unetscape.landscape_metrics import minimum_offset
+
+    x = np.linspace(-1, 1, 5)
+    y = np.linspace(-1, 1, 7)
+    bowl = (x[:, None] - 0.5) ** 2 + (y[None, :] + 1 / 3) ** 2  # lowest at x = 0.5, y = -1/3
+    assert minimum_offset(bowl, [x, y]) == 1.0  # one step along each axis
+    assert minimum_offset(x[:, None] ** 2 + y[None, :] ** 2, [x, y]) == 0.0
+    line = (x - 1) ** 2
+    assert minimum_offset(line, [x]) == 2.0
+    assert np.isnan(minimum_offset(np.full((5, 7), np.nan), [x, y]))

@@ -358,6 +358,19 @@ def basin_width_1d(x, loss, rise: float) -> dict:
     return _basin((x,), loss, (_origin_index("x", x),), rise, DIRECTIONS_1D)
 
 
+def minimum_offset(loss, axes: Sequence[np.ndarray]) -> float:
+    """Grid steps from the trained model's point to the lowest finite point of the grid: the
+    largest index difference over the axes (Chebyshev distance), so 0 means the trained model
+    is the grid's minimum and 1 that the minimum is one of its neighbours. NaN without a
+    finite point."""
+    loss = np.asarray(loss, dtype=np.float64)
+    if not np.isfinite(loss).any():
+        return float("nan")
+    lowest = np.unravel_index(np.nanargmin(np.where(np.isfinite(loss), loss, np.nan)), loss.shape)
+    origin = [_origin_index(name, np.asarray(a, dtype=np.float64)) for name, a in zip(("x", "y"), axes)]
+    return float(max(abs(int(a) - int(b)) for a, b in zip(lowest, origin)))
+
+
 # ---------------------------------------------------------------------------------------------
 # everything for one surface file
 
@@ -409,6 +422,7 @@ def surface_metrics(surface: dict, radii: Sequence[float] = (), rises: Sequence[
     out["loss_min"] = float(finite.min()) if finite.size else float("nan")
     out["loss_max"] = float(finite.max()) if finite.size else float("nan")
     out["loss_range"] = loss_range(loss)
+    out["minimum_offset"] = minimum_offset(loss, [x] if y is None else [x, y])
     for r, value in zip(radii, sharp):
         out[f"sharpness_r{_key(r)}"] = float(value)
     for h, widths in zip(rises, basins):
