@@ -240,4 +240,10 @@ def get_final_outputs():
             f"results/figures/landscape/{run.id}/{name}.png"
             for name in ("surface", "lines", "trajectory")
         ]
+    for run in all_runs(config):
+        outputs += [
+            f"results/figures/landscape/{run.id}/explore.html",
+            run_landscape(run, "random/surface.vts"),
+            run_landscape(run, "pca/surface.vts"),
+        ]
     return outputs

@@ -163,3 +163,34 @@ rule scale_invariance_figure:
         "../envs/unetscape.yaml"
     script:
         "../scripts/scale_invariance_figure.py"
+
+
+# An interactive 3-D page per run for the report, and each surface as a ParaView file.
+rule explore_surfaces:
+    input:
+        surface=f"{LANDSCAPE_DIR}/random/surface.h5",
+        trajectory=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        code=code("landscape_figures")
+        + [
+            str(PACKAGE / "plots/interactive.py"),
+            str(PACKAGE / "landscape/paraview.py"),
+        ],
+    output:
+        page=report(
+            f"results/figures/landscape/{RUN_LOG}/explore.html",
+            category="Landscapes per run",
+            subcategory="{arch} {optim} noise {noise}",
+            caption="../report/run_explore.rst",
+            labels={"run": RUN_LOG, "figure": "3-D (interactive)"},
+        ),
+        random_vts=f"{LANDSCAPE_DIR}/random/surface.vts",
+        pca_vts=f"{LANDSCAPE_DIR}/pca/surface.vts",
+    log:
+        f"results/logs/explore_surfaces/{RUN_LOG}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        run=get_run_id,
+    script:
+        "../scripts/explore_surfaces.py"

@@ -67,7 +67,8 @@ rule line_1d:
         data=get_dataset(),
         code=code("landscape"),
     output:
-        f"{LANDSCAPE_DIR}/random/line.h5",
+        line=f"{LANDSCAPE_DIR}/random/line.h5",
+        directions=f"{LANDSCAPE_DIR}/random/line_directions.h5",
     log:
         f"results/logs/line_1d/{RUN_LOG}.log",
     conda:
@@ -139,6 +140,7 @@ rule trajectory:
     output:
         directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
         surface=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        projection=f"{LANDSCAPE_DIR}/pca/projection.h5",
     log:
         f"results/logs/trajectory/{RUN_LOG}.log",
     benchmark:

@@ -10,12 +10,13 @@ def main(smk):
         smk.input.checkpoints,
         smk.input.directions,
         smk.input.data,
-        smk.output[0],
+        smk.output.line,
         smk.params.line,
         smk.params.evaluation,
         smk.params.noise,
         device,
         log,
+        directions_out=smk.output.directions,
     )
 
 

@@ -16,6 +16,7 @@ def main(smk):
         smk.params.noise,
         device,
         log,
+        projection_out=smk.output.projection,
     )
 
 

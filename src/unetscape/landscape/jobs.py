@@ -25,7 +25,7 @@ from .grid import SurfaceGrid
 from .interpolation import interpolation_curve
 from .surface import SurfaceEvaluator, evaluation_set, resolve_batch_size
 from .surface_io import merge_chunk_files, merge_chunks, read_attrs, write_attrs, write_chunk
-from .trajectory import pca_plane, plane_extent
+from .trajectory import fit_pca_plane, plane_extent, save_projection
 
 Log = Callable[[str], None]
 CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
@@ -78,12 +78,17 @@ def random_plane(checkpoint_dir, out, settings: dict, log: Log = print) -> None:
     log(f"random plane at {path}: seed {settings['seed']}, {settings['norm']} normalisation")
 
 
-def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print) -> None:
-    """PCA plane of the training path (theta_e - theta_final), the projected path and a grid covering it."""
+def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print, projection_out=None) -> None:
+    """PCA plane of the training path (theta_e - theta_final), the projected path and a grid covering it.
+
+    The directions file also holds sklearn's PCA statistics as datasets (as the reference's
+    does); `projection_out` gets the path in the reference's projection-file format.
+    """
     checkpoints = list_checkpoints(checkpoint_dir)
     states = [read_checkpoint(p)["state_dict"] for _, p in checkpoints]
     model = load_checkpoint(checkpoints[-1][1])
-    dx, dy, coords, ratio = pca_plane(states, model, settings["ignore"])
+    pca = fit_pca_plane(states, model, settings["ignore"])
+    dx, dy, coords, ratio = pca.dx, pca.dy, pca.coords, pca.explained_variance_ratio
     x_range, y_range = plane_extent(coords, settings["margin"])
     attrs = {
         "plane": "pca",
@@ -96,7 +101,9 @@ def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print) -> N
         "path_y": coords[:, 1].tolist(),
         "explained_variance_ratio": ratio.tolist(),
     }
-    save_directions(out, [dx, dy], attrs, parameter_names(model))
+    save_directions(out, [dx, dy], attrs, parameter_names(model), datasets=pca.statistics())
+    if projection_out is not None:
+        save_projection(projection_out, coords, attrs["path_epochs"], {"dir_file": str(out), "projection": "cos"})
     log(f"PCA plane of {len(checkpoints)} checkpoints: explained variance {ratio.round(4).tolist()}")
 
 
@@ -166,6 +173,7 @@ def surface_chunk(
         "device": str(device),
         "chunk": chunk,
         "chunks": chunks,
+        "dir_file": str(directions_path),
     }
     write_chunk(out, grid, points, values, attrs)
 
@@ -188,6 +196,7 @@ def interpolation(
     curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("t", data=curve["t"])
+        f.create_dataset("xcoordinates", data=curve["t"])  # the axis' name in the reference's 1-D files
         f.create_dataset("train_loss", data=curve["loss"])
         f.create_dataset("train_acc", data=100 * np.asarray(curve["dice"]))
         f.create_dataset("dice", data=curve["dice"])
@@ -206,8 +215,15 @@ def read_curve(path) -> dict:
 
 
 def line(checkpoint_dir, directions_path, dataset_path, out, settings: dict, evaluation: dict, noise: float,
-         device, log: Log = print) -> None:
-    """1-D surface along the plane's (filter-normalised) x direction, written as a 1-D surface file."""
+         device, log: Log = print, directions_out=None) -> None:
+    """1-D surface along the plane's (filter-normalised) x direction, written as a 1-D surface file.
+
+    With `directions_out`, that x direction is first written alone (the reference's directions
+    file of a 1-D plot) and the line is evaluated from, and points to, that file.
+    """
+    if directions_out is not None:
+        line_directions(directions_path, directions_out, settings)
+        directions_path = directions_out
     chunk_path = Path(str(out) + ".chunk")
     try:
         surface_chunk(checkpoint_dir, directions_path, dataset_path, chunk_path, 0, 1, evaluation, noise,
@@ -217,17 +233,26 @@ def line(checkpoint_dir, directions_path, dataset_path, out, settings: dict, eva
         chunk_path.unlink(missing_ok=True)
 
 
+def line_directions(directions_path, out, settings: dict) -> None:
+    """The x direction of a plane's directions file, alone, with the line's grid."""
+    (dx, *_), plane = load_directions(directions_path)
+    attrs = {k: v for k, v in plane.items() if k not in ("format", "parameter_names", "parameter_shapes", "grid_y")}
+    attrs.update(direction_ndim=1, grid_x=axis(settings["x"]), x_direction_of=str(directions_path))
+    save_directions(out, [dx], attrs, plane["parameter_names"])
+
+
 def trajectory(checkpoint_dir, dataset_path, directions_out, surface_out, settings: dict, evaluation: dict,
-               noise: float, device, log: Log = print) -> None:
+               noise: float, device, log: Log = print, projection_out=None) -> None:
     """PCA plane of the training path and the surface on it, in one job (the plane's grid is
-    only known once the path is projected). The surface attributes carry the projected path."""
+    only known once the path is projected). The surface attributes carry the projected path;
+    `projection_out` gets it in the reference's projection-file format."""
     checkpoints = list_checkpoints(checkpoint_dir)
     if len(checkpoints) < 3:
         # A run that diverged within its first epochs: no plane to fit. Write the files with
         # the reason, so the workflow and its figures go on (divergence is a result).
-        _no_trajectory(checkpoints, directions_out, surface_out, settings, log)
+        _no_trajectory(checkpoints, directions_out, surface_out, settings, log, projection_out)
         return
-    trajectory_plane(checkpoint_dir, directions_out, settings, log)
+    trajectory_plane(checkpoint_dir, directions_out, settings, log, projection_out)
     chunk_path = Path(str(surface_out) + ".chunk")
     try:
         surface_chunk(checkpoint_dir, directions_out, dataset_path, chunk_path, 0, 1, evaluation, noise, device, log=log)
@@ -236,16 +261,22 @@ def trajectory(checkpoint_dir, dataset_path, directions_out, surface_out, settin
         chunk_path.unlink(missing_ok=True)
 
 
-def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log) -> None:
+def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log, projection_out=None) -> None:
     reason = f"only {len(checkpoints)} checkpoint(s) were saved before training stopped; a PCA plane needs 3"
     model = load_checkpoint(checkpoints[-1][1])
     zeros = [torch.zeros_like(p) for p in model.parameters()]
     attrs = {"plane": "pca", "unavailable": reason, **checkpoint_attrs(checkpoints[-1][1]),
              "path_epochs": [e for e, _ in checkpoints], "path_x": [0.0] * len(checkpoints),
              "path_y": [0.0] * len(checkpoints), "explained_variance_ratio": [float("nan")] * 2}
-    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model))
+    nan = np.full(2, np.nan)
+    statistics = {"explained_variance_ratio_": nan, "singular_values_": nan, "explained_variance_": nan}
+    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model), datasets=statistics)
+    if projection_out is not None:
+        coords = np.column_stack([attrs["path_x"], attrs["path_y"]])
+        save_projection(projection_out, coords, attrs["path_epochs"],
+                        {"dir_file": str(directions_out), "projection": "cos", "unavailable": reason})
     grid = SurfaceGrid.from_config([-1, 1, settings["num"]], [-1, 1, settings["num"]])
-    merge_chunks([], grid, surface_out, attrs)
+    merge_chunks([], grid, surface_out, {**attrs, "dir_file": str(directions_out)})
     log(f"no trajectory: {reason}")
 
 
