@@ -124,7 +124,7 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
     fig.update_layout(
         title={"text": f"{run}: Dice loss landscape (drag to rotate, scroll to zoom, hover for values)"},
         height=640,
-        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        margin={"l": 30, "r": 10, "t": 70, "b": 10},
         scene={"xaxis": {"title": {"text": "x (direction 1)"}, **axis},
                "yaxis": {"title": {"text": "y (direction 2)"}, **axis},
                "zaxis": {"title": {"text": "Dice loss"}, **axis}},
