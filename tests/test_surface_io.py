@@ -139,6 +139,7 @@ def test_one_dimensional_surface(evaluator, tmp_path):
     with h5py.File(tmp_path / "line.h5", "r") as f:
         assert "ycoordinates" not in f and f["train_loss"].shape == (5,)
     assert read_surface(tmp_path / "line.h5")["attrs"]["direction_orthogonalize"] is False
+    assert read_surface(tmp_path / "line.h5")["attrs"]["layout"] == "train_loss[i] = L(xcoordinates[i])"
 
 
 def test_non_square_surface_is_stored_in_meshgrid_order(evaluator, tmp_path):

@@ -42,6 +42,7 @@ METRICS = {"train_loss": "loss", "dice": "dice", "iou": "iou"}  # dataset name -
 LAYOUT = "train_loss[j, i] = L(xcoordinates[i], ycoordinates[j]): shape (ny, nx), meshgrid order as in the reference"
 # What files of the first format version (x as the first axis) recorded; read_surface turns them.
 LAYOUT_X_FIRST = "train_loss[i, j] = L(xcoordinates[i], ycoordinates[j]); the reference stores the transpose"
+LAYOUT_1D = "train_loss[i] = L(xcoordinates[i])"
 ORDERS = ("yx", "xy")
 _SCALARS = (bool, int, float, str, np.bool_, np.integer, np.floating)
 
@@ -165,7 +166,7 @@ def merge_chunks(
         "unetscape_version": __version__,
         **attrs,
         "format": SURFACE_FORMAT,
-        "layout": LAYOUT,
+        "layout": LAYOUT if grid.ndim == 2 else LAYOUT_1D,
         "points_total": grid.size,
         "points_evaluated": int((owner >= 0).sum()),
     }
