@@ -64,7 +64,9 @@ wildcard_constraints:
 # jobs that use it (Snakemake's code trigger only sees the script itself); relative to the
 # working directory, so a moved project re-runs nothing.
 def code(script):
-    return code_inputs(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src")
+    return code_inputs(
+        Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src"
+    )
 
 
 def get_dataset():
@@ -113,6 +115,13 @@ def pair_path(run, seed_b):
 def get_study_surfaces(wildcards):
     return [
         run_landscape(run, "random/surface.h5")
+        for run in study_runs(config, wildcards.study)
+    ]
+
+
+def get_study_trajectories(wildcards):
+    return [
+        run_landscape(run, "pca/surface.h5")
         for run in study_runs(config, wildcards.study)
     ]
 
@@ -174,7 +183,9 @@ def get_study_histories(wildcards):
 
 
 def get_study_outcomes(wildcards):
-    return [run_path(run, "outcome.json") for run in study_runs(config, wildcards.study)]
+    return [
+        run_path(run, "outcome.json") for run in study_runs(config, wildcards.study)
+    ]
 
 
 def get_study_runs(wildcards):
@@ -216,6 +227,7 @@ def get_final_outputs():
             f"results/figures/{study}_landscape.png",
             f"results/figures/{study}_interpolation.png",
             f"results/figures/{study}_metrics.png",
+            f"results/figures/{study}_explore.html",
             f"results/tables/conditions_{study}.csv",
         ]
     outputs.append("results/figures/scale_invariance.png")
@@ -223,5 +235,10 @@ def get_final_outputs():
         outputs += [
             f"results/figures/landscape/{run.id}/{name}.png"
             for name in ("surface", "lines", "trajectory")
+        ]
+    for run in all_runs(config):
+        outputs += [
+            run_landscape(run, "random/surface.vts"),
+            run_landscape(run, "pca/surface.vts"),
         ]
     return outputs

@@ -56,6 +56,8 @@ rule run_figures:
             labels={"run": RUN_LOG, "figure": "trajectory"},
         ),
         trajectory_pdf=f"results/figures/landscape/{RUN_LOG}/trajectory.pdf",
+        random_vts=f"{LANDSCAPE_DIR}/random/surface.vts",
+        pca_vts=f"{LANDSCAPE_DIR}/pca/surface.vts",
     log:
         f"results/logs/run_figures/{RUN_LOG}.log",
     localrule: True
@@ -166,3 +168,47 @@ rule scale_invariance_figure:
         "../envs/unetscape.yaml"
     script:
         "../scripts/scale_invariance_figure.py"
+
+
+# An interactive 3-D page per run for the report, and each surface as a ParaView file.
+rule explore_study:
+    input:
+        surfaces=get_study_surfaces,
+        trajectories=get_study_trajectories,
+        code=code("explore_study.py"),
+    output:
+        report(
+            "results/figures/{study}_explore.html",
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/study_explore.rst",
+            labels={"study": "{study}", "figure": "3-D (interactive)"},
+        ),
+    log:
+        "results/logs/explore_study/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/explore_study.py"
+
+
+# One run's 3-D page, on request (not part of rule all: the study pages hold every run).
+rule explore_run:
+    input:
+        surface=f"{LANDSCAPE_DIR}/random/surface.h5",
+        trajectory=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        code=code("explore_run.py"),
+    output:
+        f"results/figures/landscape/{RUN_LOG}/explore.html",
+    log:
+        f"results/logs/explore_run/{RUN_LOG}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        run=get_run_id,
+    script:
+        "../scripts/explore_run.py"

@@ -14,6 +14,7 @@ rule random_plane:
     output:
         directions=f"{LANDSCAPE_DIR}/random/directions.h5",
         line=f"{LANDSCAPE_DIR}/random/line.h5",
+        line_directions=f"{LANDSCAPE_DIR}/random/line_directions.h5",
     log:
         f"results/logs/random_plane/{RUN_LOG}.log",
     benchmark:
@@ -83,6 +84,7 @@ rule training_path:
     output:
         directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
         surface=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        projection=f"{LANDSCAPE_DIR}/pca/projection.h5",
         interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
     log:
         f"results/logs/training_path/{RUN_LOG}.log",

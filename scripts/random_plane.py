@@ -12,6 +12,7 @@ def main(smk):
         smk.input.data,
         smk.output.directions,
         smk.output.line,
+        smk.output.line_directions,
         smk.params.plane,
         smk.params.line,
         smk.params.evaluation,

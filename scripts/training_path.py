@@ -13,6 +13,7 @@ def main(smk):
         smk.input.data,
         smk.output.directions,
         smk.output.surface,
+        smk.output.projection,
         smk.output.interpolation,
         smk.params.trajectory,
         smk.params.interpolation,

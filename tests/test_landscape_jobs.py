@@ -10,6 +10,7 @@ from unetscape.landscape.jobs import (
     hessian,
     interpolation,
     interpolation_grid,
+    line,
     list_checkpoints,
     random_plane,
     random_plane_and_line,
@@ -19,6 +20,7 @@ from unetscape.landscape.jobs import (
     training_path,
 )
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
+from unetscape.models import load_checkpoint, read_checkpoint
 from unetscape.training import TrainSettings, train
 
 from job_data import write_random_dataset
@@ -64,7 +66,8 @@ def test_chunked_surface_equals_one_chunk(trained):
             paths.append(path)
         merge_chunk_files(paths, root / f"ok/surface{count}.h5", quiet)
     one, three = read_surface(root / "ok/surface1.h5"), read_surface(root / "ok/surface3.h5")
-    assert one["train_loss"].shape == (4, 3)
+    assert one["train_loss"].shape == (3, 4)  # (ny, nx)
+    assert one["dir_file"] == str(root / "ok/directions.h5")
     np.testing.assert_array_equal(one["train_loss"], three["train_loss"])
     assert np.isfinite(one["train_loss"]).all()
     # the surface records where it came from
@@ -91,24 +94,84 @@ def test_interpolation_ends_match_the_checkpoints(trained):
     merge_chunk_files([path], root / "ok/centre_surface.h5", quiet)
     with h5py.File(out, "r") as f:
         loss_final = f["train_loss"][-1]
+        # the reference's 1-D tools read the axis as xcoordinates
+        np.testing.assert_array_equal(f["xcoordinates"][()], [0.0, 0.5, 1.0])
+        np.testing.assert_array_equal(f["xcoordinates"][()], f["t"][()])
     assert loss_final == pytest.approx(read_surface(root / "ok/centre_surface.h5")["train_loss"][0, 0], rel=1e-6)
+
+
+def test_line_has_its_own_x_direction_file(trained):
+    root, runs = trained
+    checkpoints = runs["ok"][0]
+    random_plane(checkpoints, outcome(root, "ok"), root / "ok/line_plane.h5", PLANE, quiet)
+    settings = {"x": [-1, 1, 4], "log_scale": False}
+    line(checkpoints, outcome(root, "ok"), root / "ok/line_plane.h5", root / "data.npz", root / "ok/line.h5", settings,
+         EVALUATION, 0.1, "cpu", quiet, directions_out=root / "ok/line_directions.h5")
+    with h5py.File(root / "ok/line_directions.h5", "r") as f, h5py.File(root / "ok/line_plane.h5", "r") as plane:
+        assert set(f) == {"xdirection"}  # what the reference's 1-D plots are made from
+        assert len(f["xdirection"]) == len(plane["xdirection"])
+        for k in plane["xdirection"]:
+            np.testing.assert_array_equal(f["xdirection"][k][()], plane["xdirection"][k][()])
+    curve = read_surface(root / "ok/line.h5")
+    assert curve["dir_file"] == str(root / "ok/line_directions.h5") and curve["attrs"]["direction_ndim"] == 1
+    # the plane's grid has y = 0 as its first row and the same x: the line is that row
+    path = root / "ok/line_surface_chunk.h5"
+    surface_chunk(checkpoints, outcome(root, "ok"), root / "ok/line_plane.h5", root / "data.npz", path, 0, 1,
+                  EVALUATION, 0.1, "cpu", log=quiet)
+    merge_chunk_files([path], root / "ok/line_surface.h5", quiet)
+    surface = read_surface(root / "ok/line_surface.h5")
+    np.testing.assert_allclose(curve["train_loss"], surface["train_loss"][0], rtol=1e-6)
+
+
+def _flat(tensors):
+    return np.concatenate([np.asarray(t, dtype=np.float64).ravel() for t in tensors])
 
 
 def test_trajectory_of_a_run_and_of_a_run_that_diverged_at_once(trained):
     root, runs = trained
     trajectory(runs["ok"][0], outcome(root, "ok"), root / "data.npz", root / "ok/pca.h5", root / "ok/pca_surface.h5",
-               TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
+               TRAJECTORY, EVALUATION, 0.1, "cpu", quiet, projection_out=root / "ok/projection.h5")
     surface = read_surface(root / "ok/pca_surface.h5")
     assert surface["train_loss"].shape == (3, 3) and np.isfinite(surface["train_loss"]).all()
     assert len(surface["attrs"]["path_x"]) == 4  # epochs 0..3
+    assert surface["dir_file"] == str(root / "ok/pca.h5")
+
+    # The reference's PCA statistics and projection, recomputed here from the checkpoints and
+    # the stored directions: variance of the centred path along each unit direction.
+    states = [read_checkpoint(p)["state_dict"] for _, p in list_checkpoints(runs["ok"][0])]
+    model = load_checkpoint(list_checkpoints(runs["ok"][0])[-1][1])
+    names = [n for n, p in model.named_parameters() if p.dim() > 1]
+    rows = np.stack([_flat([s[n] - states[-1][n] for n in names]) for s in states])
+    keep = [p.dim() > 1 for _, p in model.named_parameters()]
+    with h5py.File(root / "ok/pca.h5", "r") as f:
+        units = []
+        for axis in ("xdirection", "ydirection"):
+            d = _flat([f[axis][str(k)][()] for k in range(len(f[axis])) if keep[k]])
+            units.append(d / np.linalg.norm(d))
+        stats = {k: f[k][()] for k in ("explained_variance_ratio_", "singular_values_", "explained_variance_")}
+    centred = rows - rows.mean(axis=0)
+    variance = np.array([np.var(centred @ u, ddof=1) for u in units])
+    np.testing.assert_allclose(stats["explained_variance_"], variance, rtol=1e-5)
+    np.testing.assert_allclose(stats["singular_values_"], np.sqrt(variance * (len(rows) - 1)), rtol=1e-5)
+    total = (centred**2).sum() / (len(rows) - 1)
+    np.testing.assert_allclose(stats["explained_variance_ratio_"], variance / total, rtol=1e-5)
+    with h5py.File(root / "ok/projection.h5", "r") as f:
+        np.testing.assert_allclose(f["proj_xcoord"][()], rows @ units[0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(f["proj_ycoord"][()], rows @ units[1], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(f["epochs"][()], [0, 1, 2, 3])
 
     checkpoints, result = runs["diverged"]
     assert result.diverged and len(list_checkpoints(checkpoints)) < 3
     trajectory(checkpoints, outcome(root, "diverged"), root / "data.npz", root / "diverged/pca.h5",
-               root / "diverged/pca_surface.h5", TRAJECTORY, EVALUATION, 0.1, "cpu", quiet)
+               root / "diverged/pca_surface.h5", TRAJECTORY, EVALUATION, 0.1, "cpu", quiet,
+               projection_out=root / "diverged/projection.h5")
     surface = read_surface(root / "diverged/pca_surface.h5")
     assert "no trained weights" in surface["attrs"]["unavailable"]
     assert np.isnan(surface["train_loss"]).all()
+    with h5py.File(root / "diverged/projection.h5", "r") as f:
+        assert "no trained weights" in f.attrs["unavailable"] and len(f["proj_xcoord"]) == 1
+    with h5py.File(root / "diverged/pca.h5", "r") as f:
+        assert np.isnan(f["explained_variance_ratio_"][()]).all()
 
 
 def test_landscape_jobs_of_a_run_that_diverged_at_once_never_measure_epoch_0(trained):
@@ -117,14 +180,14 @@ def test_landscape_jobs_of_a_run_that_diverged_at_once_never_measure_epoch_0(tra
     checkpoints, result = runs["diverged"]
     assert result.outcome == "diverged"
     run = root / "diverged"
-    line = {"x": [-1, 1, 5], "log_scale": False}
+    line_settings = {"x": [-1, 1, 5], "log_scale": False}
     random_plane_and_line(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "dirs.h5", run / "line.h5",
-                          PLANE, line, EVALUATION, 0.1, "cpu", quiet)
+                          run / "line_dirs.h5", PLANE, line_settings, EVALUATION, 0.1, "cpu", quiet)
     surface_chunk(checkpoints, outcome(root, "diverged"), run / "dirs.h5", root / "data.npz", run / "chunk.h5", 0, 1,
                   EVALUATION, 0.1, "cpu", log=quiet)
     merge_chunk_files([run / "chunk.h5"], run / "surface.h5", quiet)
     training_path(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "p.h5", run / "ps.h5",
-                  run / "init.h5", TRAJECTORY, {"t": [-0.5, 1.5, 5], "bn": "geometric"}, EVALUATION, 0.1, "cpu", quiet)
+                  run / "proj.h5", run / "init.h5", TRAJECTORY, {"t": [-0.5, 1.5, 5], "bn": "geometric"}, EVALUATION, 0.1, "cpu", quiet)
     hessian(checkpoints, outcome(root, "diverged"), root / "data.npz", run / "hessian.json",
             {"top_k": 2, "tol": 1e-3, "max_iter": 5, "trace_samples": 2, "seed": 0}, EVALUATION, 0.1, "cpu", quiet)
     for path in (run / "surface.h5", run / "line.h5", run / "ps.h5"):

@@ -225,7 +225,8 @@ def test_curve_variants():
 def test_surface_metrics_is_flat_and_json_ready():
     x, y = grid()
     loss = bowl(x, y)
-    surface = {"xcoordinates": x, "ycoordinates": y, "train_loss": loss, "dice": loss, "iou": loss, "attrs": {}}
+    # a surface dict holds the file's meshgrid order, [j, i] = L(x[i], y[j])
+    surface = {"xcoordinates": x, "ycoordinates": y, "train_loss": loss.T, "dice": loss.T, "iou": loss.T, "attrs": {}}
     metrics = surface_metrics(surface, radii=[0.3, 0.6], rises=[0.12])
     assert metrics["roughness"] == pytest.approx(roughness(x, y, loss))
     assert metrics["strict_local_minima"] == 1 and metrics["strict_local_minima_4"] == 1

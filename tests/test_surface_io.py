@@ -13,8 +13,10 @@ from unetscape.landscape import (
     merge_chunks,
     read_chunk,
     read_surface,
+    surface_array,
     write_chunk,
 )
+from unetscape.landscape.surface_io import LAYOUT, LAYOUT_X_FIRST
 from unetscape.models import build_model
 
 ATTRS = {
@@ -78,11 +80,11 @@ def test_chunked_surface_equals_the_single_chunk_surface(evaluator, tmp_path):
     paths = write_chunks(evaluator, grid, tmp_path / "three", 3)
     merged = merge_chunks(paths, grid, tmp_path / "three.h5", ATTRS)
     for key in ("train_loss", "train_acc", "dice", "iou"):
-        assert merged[key].shape == (5, 4)
+        assert merged[key].shape == (4, 5)  # (ny, nx)
         assert np.array_equal(merged[key], whole[key])
     assert not np.isnan(merged["train_loss"]).any()
-    # x is the first axis: [i, j] holds L(x[i], y[j])
-    assert merged["train_loss"][3, 1] == evaluator.evaluate(grid.coordinates((3, 1)))["loss"]
+    # meshgrid order: [j, i] holds L(x[i], y[j])
+    assert merged["train_loss"][1, 3] == evaluator.evaluate(grid.coordinates((3, 1)))["loss"]
     assert merged["attrs"]["eval_set"] == ATTRS["eval_set"]
     assert merged["attrs"]["points_evaluated"] == merged["attrs"]["points_total"] == 20
 
@@ -94,6 +96,7 @@ def test_chunked_surface_equals_the_single_chunk_surface(evaluator, tmp_path):
     missing = np.zeros(grid.shape, dtype=bool)
     for point in grid.chunk(2, 3):
         missing[point] = True
+    missing = missing.T  # points are (i, j); the surface is [j, i]
     assert np.isnan(partial["train_loss"][missing]).all()
     assert np.array_equal(partial["train_loss"][~missing], whole["train_loss"][~missing])
     assert partial["attrs"]["points_evaluated"] == 14
@@ -117,7 +120,8 @@ def test_surface_file_has_the_reference_keys_and_shapes(evaluator, tmp_path):
         assert f["xcoordinates"].shape == (3,) and f["ycoordinates"].shape == (2,)
         assert np.array_equal(f["xcoordinates"][()], grid.x)
         for key in ("train_loss", "train_acc", "dice", "iou"):
-            assert f[key].shape == (3, 2)
+            assert f[key].shape == (2, 3)  # (ny, nx), as np.meshgrid(x, y)
+        assert f.attrs["layout"] == LAYOUT
         np.testing.assert_allclose(f["train_acc"][()], 100 * f["dice"][()])
         assert f.attrs["checkpoint_sha256"] == ATTRS["checkpoint_sha256"]
         assert f.attrs["direction_seed"] == 7 and f.attrs["bn"] == "checkpoint"
@@ -135,3 +139,45 @@ def test_one_dimensional_surface(evaluator, tmp_path):
     with h5py.File(tmp_path / "line.h5", "r") as f:
         assert "ycoordinates" not in f and f["train_loss"].shape == (5,)
     assert read_surface(tmp_path / "line.h5")["attrs"]["direction_orthogonalize"] is False
+    assert read_surface(tmp_path / "line.h5")["attrs"]["layout"] == "train_loss[i] = L(xcoordinates[i])"
+
+
+def test_non_square_surface_is_stored_in_meshgrid_order(evaluator, tmp_path):
+    """Every stored value against its own evaluation at (x[i], y[j]), read as the reference does."""
+    grid = SurfaceGrid.from_config([-1, 1, 3], [0, 0.5, 2])
+    attrs = {**ATTRS, "dir_file": "results/landscape/r/random/directions.h5"}
+    merge_chunks(write_chunks(evaluator, grid, tmp_path, 2), grid, tmp_path / "surface.h5", attrs)
+    with h5py.File(tmp_path / "surface.h5", "r") as f:
+        x, y, z = f["xcoordinates"][()], f["ycoordinates"][()], f["train_loss"][()]
+        assert f["dir_file"][()].decode() == attrs["dir_file"]
+        assert "dir_file" not in f.attrs
+    X, Y = np.meshgrid(x, y)  # what plot_2D.py and h52vtp.py pair the values with
+    assert X.shape == z.shape == (2, 3)
+    for (j, i), value in np.ndenumerate(z):
+        assert value == evaluator.evaluate((X[j, i], Y[j, i]))["loss"]
+
+    surface = read_surface(tmp_path / "surface.h5")
+    assert surface["dir_file"] == attrs["dir_file"]
+    assert np.array_equal(surface_array(surface, "train_loss", "yx"), z)
+    xy = surface_array(surface, "train_loss", "xy")
+    assert xy.shape == (3, 2) and xy[2, 1] == evaluator.evaluate((1.0, 0.5))["loss"]
+    with pytest.raises(ValueError, match="meshgrid order"):
+        surface_array({**surface, "train_loss": xy})
+    with pytest.raises(ValueError, match="order"):
+        surface_array(surface, "train_loss", "ij")
+
+
+def test_files_of_the_first_layout_are_read_turned_and_unknown_layouts_refused(tmp_path):
+    x, y = np.array([-1.0, 0.0, 1.0]), np.array([0.0, 1.0])
+    values = x[:, None] + 10 * y[None, :]  # x first: [i, j] = x[i] + 10 y[j]
+    for name, layout in (("old.h5", LAYOUT_X_FIRST), ("odd.h5", "rows are whatever")):
+        with h5py.File(tmp_path / name, "w") as f:
+            f["xcoordinates"], f["ycoordinates"] = x, y
+            for key in ("train_loss", "train_acc", "dice", "iou"):
+                f[key] = values
+            f.attrs["layout"] = layout
+    old = read_surface(tmp_path / "old.h5")
+    assert old["train_loss"].shape == (2, 3) and old["train_loss"][1, 2] == 1.0 + 10.0
+    assert old["attrs"]["layout"] == LAYOUT
+    with pytest.raises(ValueError, match="odd.h5: unknown 2-D layout"):
+        read_surface(tmp_path / "odd.h5")

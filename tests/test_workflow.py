@@ -49,7 +49,8 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
     run = workdir / "results/landscape/improved/sgd/noise0/seed0"
     outcome = json.loads((workdir / "results/runs/improved/sgd/noise0/seed0/outcome.json").read_text())
     with h5py.File(run / "random/surface.h5", "r") as f:
-        assert f["train_loss"].shape == (plane["x"][2], plane["y"][2])
+        assert f["train_loss"].shape == (plane["y"][2], plane["x"][2])  # (ny, nx), the reference's layout
+        assert f["dir_file"][()].decode().endswith("random/directions.h5")
         assert np.isfinite(f["train_loss"][()]).all()
         assert f.attrs["checkpoint"].endswith(outcome["landscape_checkpoint"])
         assert f.attrs["outcome"] == outcome["outcome"]
@@ -63,6 +64,19 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
             assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
     for name in ("surface", "lines", "trajectory"):
         assert (workdir / f"results/figures/landscape/improved/sgd/noise0/seed0/{name}.png").exists()
+    # what the reference's tools read, and the 3-D views
+    with h5py.File(run / "pca/directions.h5", "r") as f:
+        assert f["explained_variance_ratio_"].shape == (2,)
+    with h5py.File(run / "pca/projection.h5", "r") as f:
+        assert len(f["proj_xcoord"]) == smoke["training"]["epochs"] + 1
+    with h5py.File(run / "random/line_directions.h5", "r") as f:
+        assert set(f) == {"xdirection"}
+    with h5py.File(run / "interpolation_init.h5", "r") as f:
+        assert "xcoordinates" in f
+    page = workdir / "results/figures/landscape/improved/sgd/noise0/seed0/explore.html"
+    assert "Plotly.newPlot" in page.read_text()
+    for plane_name in ("random", "pca"):
+        assert (run / f"{plane_name}/surface.vts").read_bytes().startswith(b"<?xml")
 
 
 def test_smoke_workflow_produces_numbers_and_report(smoke_run):
@@ -92,7 +106,7 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
 
     snakemake(workdir, "--configfile", str(config_path), "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="replace")
-    assert "scale_invariance" in report and "conditions_seeds.csv" in report
+    assert "scale_invariance" in report and "conditions_seeds.csv" in report and "explore.html" in report
     # the front page states the verdict on each claim
     assert "What the data say about the poster" in report and "Batch norm gives normal behaviour" in report
 

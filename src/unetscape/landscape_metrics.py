@@ -1,7 +1,8 @@
 """Numbers that summarise one loss surface: roughness, total variation, minima, sharpness, basin width.
 
-A surface is `loss[i, j] = L(x[i], y[j])` on coordinate vectors `x` (nx,) and `y` (ny,), a
-curve is `loss[i] = L(x[i])`. The trained model sits at the coordinates (0, 0) (resp. 0),
+A surface is `loss[i, j] = L(x[i], y[j])` on coordinate vectors `x` (nx,) and `y` (ny,), x
+first (the transpose of a surface file's meshgrid order; `surface_metrics` reads a file's dict
+in this orientation), a curve is `loss[i] = L(x[i])`. The trained model sits at the coordinates (0, 0) (resp. 0),
 which must be a grid point for the metrics measured from it. Grids may be non-square, need not
 be symmetric about the origin and may start at 0.
 
@@ -32,6 +33,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+from .landscape.surface_io import surface_array
 
 # Directions of the half-lines along which basin width is measured: name, axis, sign.
 DIRECTIONS_2D = (("xpos", 0, +1), ("xneg", 0, -1), ("ypos", 1, +1), ("yneg", 1, -1))
@@ -382,6 +385,9 @@ def _key(value: float) -> str:
 def surface_metrics(surface: dict, radii: Sequence[float] = (), rises: Sequence[float] = ()) -> dict:
     """All metrics of the `train_loss` of one surface (as `read_surface` returns it), flat.
 
+    The surface's meshgrid-ordered array is turned x-first once, here (`surface_array`), so
+    every function above sees `loss[i, j] = L(x[i], y[j])`.
+
     Keys: ndim, points_total, points_finite, loss_origin, loss_min, loss_max, loss_range,
     roughness, total_variation, strict_local_minima (interior points, 8 neighbours on a
     surface), strict_local_minima_4 (surfaces only, 4 neighbours), sharpness_r{r} per radius
@@ -391,7 +397,7 @@ def surface_metrics(surface: dict, radii: Sequence[float] = (), rises: Sequence[
     """
     x = np.asarray(surface["xcoordinates"], dtype=np.float64)
     y = surface.get("ycoordinates")
-    loss = np.asarray(surface["train_loss"], dtype=np.float64)
+    loss = np.asarray(surface_array(surface, "train_loss", order="xy"), dtype=np.float64)
     finite = loss[np.isfinite(loss)]
     out: dict = {
         "ndim": int(loss.ndim),

@@ -17,6 +17,7 @@ _SOURCES = {
     "conv_bn_pairs": "rescale",
     "directions_settings": "directions",
     "evaluation_set": "surface",
+    "fit_pca_plane": "trajectory",
     "inner_product": "directions",
     "interpolate_states": "interpolation",
     "interpolation_curve": "interpolation",
@@ -33,6 +34,7 @@ _SOURCES = {
     "read_surface": "surface_io",
     "rescale_bn_inputs": "rescale",
     "save_directions": "directions",
+    "surface_array": "surface_io",
     "write_attrs": "surface_io",
     "write_chunk": "surface_io",
 }
@@ -55,6 +57,7 @@ __all__ = [
     "conv_bn_pairs",
     "directions_settings",
     "evaluation_set",
+    "fit_pca_plane",
     "inner_product",
     "interpolate_states",
     "interpolation_curve",
@@ -71,6 +74,7 @@ __all__ = [
     "read_surface",
     "rescale_bn_inputs",
     "save_directions",
+    "surface_array",
     "write_attrs",
     "write_chunk",
 ]

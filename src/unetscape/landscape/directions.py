@@ -121,14 +121,23 @@ def make_directions(
 
 
 def save_directions(
-    path: str | os.PathLike, directions: list[Direction], attrs: dict, names: Sequence[str]
+    path: str | os.PathLike,
+    directions: list[Direction],
+    attrs: dict,
+    names: Sequence[str],
+    datasets: dict | None = None,
 ) -> None:
     """Write a plane in the reference layout: groups `xdirection` (and `ydirection`) holding
-    datasets "0", "1", ... in parameter order; `attrs` (the settings) as root attributes.
+    datasets "0", "1", ... in parameter order; `attrs` (the settings) as root attributes;
+    `datasets` (name -> array, e.g. a PCA plane's `explained_variance_ratio_`) as root datasets.
 
     `names` (use `parameter_names(model)`) are stored with the shapes so that loading into a
     model with another layout fails clearly instead of pairing the wrong tensors.
     """
+    datasets = dict(datasets or {})
+    clash = set(AXES) & set(datasets)
+    if clash:
+        raise ValueError(f"dataset names {sorted(clash)} are the direction groups'")
     if len(directions) not in (1, 2):
         raise ValueError(f"a plane has 1 or 2 directions, got {len(directions)}")
     names = list(names)
@@ -150,6 +159,8 @@ def save_directions(
                 group = f.create_group(axis)
                 for k, d in enumerate(direction):
                     group.create_dataset(str(k), data=d.detach().cpu().numpy())
+            for name, values in datasets.items():
+                f.create_dataset(name, data=np.asarray(values))
             write_attrs(f, meta)
 
 

@@ -26,7 +26,7 @@ from .grid import SurfaceGrid
 from .interpolation import interpolation_curve
 from .surface import SurfaceEvaluator, evaluation_set, resolve_batch_size
 from .surface_io import merge_chunk_files, merge_chunks, read_attrs, write_attrs, write_chunk
-from .trajectory import pca_plane, plane_extent
+from .trajectory import fit_pca_plane, plane_extent, save_projection
 
 Log = Callable[[str], None]
 CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
@@ -110,15 +110,18 @@ def random_plane(checkpoint_dir, outcome_path, out, settings: dict, log: Log = p
 
 
 def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print, label: dict | None = None,
-                     checkpoints: list | None = None) -> None:
+                     checkpoints: list | None = None, projection_out=None) -> None:
     """PCA plane of the training path (theta_e - theta_final), the projected path and a grid covering it.
 
     `checkpoints` ((epoch, path) pairs, default: all of the run) end at the measured weights.
+    The directions file also holds sklearn's PCA statistics as datasets (as the reference's
+    does); `projection_out` gets the path in the reference's projection-file format.
     """
     checkpoints = checkpoints or list_checkpoints(checkpoint_dir)
     states = [read_checkpoint(p)["state_dict"] for _, p in checkpoints]
     model = load_checkpoint(checkpoints[-1][1])
-    dx, dy, coords, ratio = pca_plane(states, model, settings["ignore"])
+    pca = fit_pca_plane(states, model, settings["ignore"])
+    dx, dy, coords, ratio = pca.dx, pca.dy, pca.coords, pca.explained_variance_ratio
     x_range, y_range = plane_extent(coords, settings["margin"])
     attrs = {
         "plane": "pca",
@@ -132,7 +135,9 @@ def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print, labe
         "path_y": coords[:, 1].tolist(),
         "explained_variance_ratio": ratio.tolist(),
     }
-    save_directions(out, [dx, dy], attrs, parameter_names(model))
+    save_directions(out, [dx, dy], attrs, parameter_names(model), datasets=pca.statistics())
+    if projection_out is not None:
+        save_projection(projection_out, coords, attrs["path_epochs"], {"dir_file": str(out), "projection": "cos"})
     log(f"PCA plane of {len(checkpoints)} checkpoints: explained variance {ratio.round(4).tolist()}")
 
 
@@ -193,6 +198,7 @@ def surface_chunk(
         "device": str(device),
         "chunk": chunk,
         "chunks": chunks,
+        "dir_file": str(directions_path),
     }
     if "unavailable" in plane:
         nan = np.full(len(points), np.nan)
@@ -267,6 +273,7 @@ def interpolation(
 def _write_curve(out, curve: dict, attrs: dict) -> None:
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("t", data=curve["t"])
+        f.create_dataset("xcoordinates", data=curve["t"])  # the axis' name in the reference's 1-D files
         f.create_dataset("train_loss", data=curve["loss"])
         f.create_dataset("train_acc", data=100 * np.asarray(curve["dice"]))
         f.create_dataset("dice", data=curve["dice"])
@@ -302,8 +309,15 @@ def read_curve(path) -> dict:
 
 
 def line(checkpoint_dir, outcome_path, directions_path, dataset_path, out, settings: dict, evaluation: dict,
-         noise: float, device, log: Log = print) -> None:
-    """1-D surface along the plane's (filter-normalised) x direction, written as a 1-D surface file."""
+         noise: float, device, log: Log = print, directions_out=None) -> None:
+    """1-D surface along the plane's (filter-normalised) x direction, written as a 1-D surface file.
+
+    With `directions_out`, that x direction is first written alone (the reference's directions
+    file of a 1-D plot) and the line is evaluated from, and points to, that file.
+    """
+    if directions_out is not None:
+        line_directions(directions_path, directions_out, settings)
+        directions_path = directions_out
     chunk_path = Path(str(out) + ".chunk")
     try:
         surface_chunk(checkpoint_dir, outcome_path, directions_path, dataset_path, chunk_path, 0, 1, evaluation,
@@ -313,20 +327,29 @@ def line(checkpoint_dir, outcome_path, directions_path, dataset_path, out, setti
         chunk_path.unlink(missing_ok=True)
 
 
+def line_directions(directions_path, out, settings: dict) -> None:
+    """The x direction of a plane's directions file, alone, with the line's grid."""
+    (dx, *_), plane = load_directions(directions_path)
+    attrs = {k: v for k, v in plane.items() if k not in ("format", "parameter_names", "parameter_shapes", "grid_y")}
+    attrs.update(direction_ndim=1, grid_x=axis(settings["x"]), x_direction_of=str(directions_path))
+    save_directions(out, [dx], attrs, plane["parameter_names"])
+
+
 def trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, settings: dict,
-               evaluation: dict, noise: float, device, log: Log = print) -> None:
+               evaluation: dict, noise: float, device, log: Log = print, projection_out=None) -> None:
     """PCA plane of the training path and the surface on it, in one job (the plane's grid is
-    only known once the path is projected). The surface attributes carry the projected path.
-    The path runs from epoch 0 to the run's measured weights."""
+    only known once the path is projected). The surface attributes carry the projected path;
+    `projection_out` gets it in the reference's projection-file format. The path runs from
+    epoch 0 to the run's measured weights."""
     path, label = measured_weights(checkpoint_dir, outcome_path)
     checkpoints = [(e, p) for e, p in list_checkpoints(checkpoint_dir) if path is not None and e <= _epoch_of(path)]
     if len(checkpoints) < 3:
         # A run that diverged within its first epochs: no plane to fit. Write the files with
         # the reason, so the workflow and its figures go on (divergence is a result).
         _no_trajectory(checkpoints or list_checkpoints(checkpoint_dir)[:1], directions_out, surface_out, settings,
-                       log, label)
+                       log, label, projection_out)
         return
-    trajectory_plane(checkpoint_dir, directions_out, settings, log, label, checkpoints)
+    trajectory_plane(checkpoint_dir, directions_out, settings, log, label, checkpoints, projection_out)
     chunk_path = Path(str(surface_out) + ".chunk")
     try:
         surface_chunk(checkpoint_dir, outcome_path, directions_out, dataset_path, chunk_path, 0, 1, evaluation, noise,
@@ -343,26 +366,29 @@ def _epoch_of(path: Path) -> int:
     return int(match.group(1))
 
 
-def training_path(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, interpolation_out,
-                  trajectory_settings: dict, interpolation_settings: dict, evaluation: dict, noise: float, device,
-                  log: Log = print) -> None:
-    """Everything along one run's training path, in one job: the PCA trajectory with its surface,
-    and the straight line from the initial to the measured weights."""
+def training_path(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, projection_out,
+                  interpolation_out, trajectory_settings: dict, interpolation_settings: dict, evaluation: dict,
+                  noise: float, device, log: Log = print) -> None:
+    """Everything along one run's training path, in one job: the PCA trajectory with its surface
+    and projection file, and the straight line from the initial to the measured weights."""
     trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, trajectory_settings,
-               evaluation, noise, device, log)
+               evaluation, noise, device, log, projection_out=projection_out)
     interpolation_init(checkpoint_dir, outcome_path, dataset_path, interpolation_out, interpolation_settings,
                        evaluation, noise, device, log)
 
 
-def random_plane_and_line(checkpoint_dir, outcome_path, dataset_path, directions_out, line_out, plane: dict,
-                          line_settings: dict, evaluation: dict, noise: float, device, log: Log = print) -> None:
-    """The random plane's directions and the 1-D line along its x direction, in one job."""
+def random_plane_and_line(checkpoint_dir, outcome_path, dataset_path, directions_out, line_out, line_directions_out,
+                          plane: dict, line_settings: dict, evaluation: dict, noise: float, device,
+                          log: Log = print) -> None:
+    """The random plane's directions and the 1-D line along its x direction (with the x
+    direction alone in its own file), in one job."""
     random_plane(checkpoint_dir, outcome_path, directions_out, plane, log)
     line(checkpoint_dir, outcome_path, directions_out, dataset_path, line_out, line_settings, evaluation, noise,
-         device, log)
+         device, log, directions_out=line_directions_out)
 
 
-def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log, label: dict) -> None:
+def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log, label: dict,
+                   projection_out=None) -> None:
     if "unavailable" in label:
         reason, measured = label["unavailable"], {}  # nothing trained: no checkpoint to name
     else:
@@ -373,9 +399,15 @@ def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log
     attrs = {"plane": "pca", **label, "unavailable": reason, **measured,
              "path_epochs": [e for e, _ in checkpoints], "path_x": [0.0] * len(checkpoints),
              "path_y": [0.0] * len(checkpoints), "explained_variance_ratio": [float("nan")] * 2}
-    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model))
+    nan = np.full(2, np.nan)
+    statistics = {"explained_variance_ratio_": nan, "singular_values_": nan, "explained_variance_": nan}
+    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model), datasets=statistics)
+    if projection_out is not None:
+        coords = np.column_stack([attrs["path_x"], attrs["path_y"]])
+        save_projection(projection_out, coords, attrs["path_epochs"],
+                        {"dir_file": str(directions_out), "projection": "cos", "unavailable": reason})
     grid = SurfaceGrid.from_config([-1, 1, settings["num"]], [-1, 1, settings["num"]])
-    merge_chunks([], grid, surface_out, attrs)
+    merge_chunks([], grid, surface_out, {**attrs, "dir_file": str(directions_out)})
     log(f"no trajectory: {reason}")
 
 

@@ -1,17 +1,22 @@
 """Surface files: chunk files that each hold their own points, and the merged surface.
 
-The merged file keeps the reference implementation's dataset names (tomgoldstein/
-loss-landscape, plot_surface.py), so its tools can read it:
+The merged file keeps the reference implementation's dataset names and layout (tomgoldstein/
+loss-landscape, plot_surface.py), so its tools (plot_2D.py, plot_1D.py, h52vtp.py) draw it:
 
     xcoordinates  (nx,)        ycoordinates  (ny,)   (absent on a 1-D surface)
-    train_loss    (nx, ny)     mean per-image soft Dice loss
-    train_acc     (nx, ny)     mean per-image hard Dice, in percent (the accuracy analogue)
-    dice, iou     (nx, ny)     mean per-image hard Dice and IoU as fractions
+    train_loss    (ny, nx)     mean per-image soft Dice loss
+    train_acc     (ny, nx)     mean per-image hard Dice, in percent (the accuracy analogue)
+    dice, iou     (ny, nx)     mean per-image hard Dice and IoU as fractions
+    dir_file      string       the directions file the surface was evaluated on
 
-`train_loss[i, j] = L(x[i], y[j])`: x is the first axis. The reference fills its arrays in
-`np.meshgrid(x, y)` order, i.e. it stores the transpose, L(x[j], y[i]) at [i, j] (only
-consistent for square grids). Transpose ours before handing it to the reference's plot_2D.
-Points not evaluated yet hold NaN.
+2-D arrays are in `np.meshgrid(x, y)` order, `train_loss[j, i] = L(x[i], y[j])`: rows are
+y, as the reference, matplotlib and plotly expect; the `layout` attribute says so. A 1-D
+surface (a line) holds `train_loss[i] = L(x[i])`. Read 2-D values with `surface_array`, which
+hands them out in the orientation asked for, so no caller transposes by hand.
+
+Points not evaluated hold NaN. The reference's plot_surface.py starts its arrays at -1 and
+on a resume recomputes exactly the points whose loss is <= 0; NaN compares false, so it
+would take our unevaluated points as done (set them to -1 first to have it fill them).
 
 Settings are root attributes: scalars as they are, everything else JSON-encoded and listed in
 the `json_attrs` attribute so that it decodes back to the same value.
@@ -34,7 +39,11 @@ from .grid import SurfaceGrid
 SURFACE_FORMAT = "unetscape-surface/1"
 CHUNK_FORMAT = "unetscape-surface-chunk/1"
 METRICS = {"train_loss": "loss", "dice": "dice", "iou": "iou"}  # dataset name -> value key
-LAYOUT = "train_loss[i, j] = L(xcoordinates[i], ycoordinates[j]); the reference stores the transpose"
+LAYOUT = "train_loss[j, i] = L(xcoordinates[i], ycoordinates[j]): shape (ny, nx), meshgrid order as in the reference"
+# What files of the first format version (x as the first axis) recorded; read_surface turns them.
+LAYOUT_X_FIRST = "train_loss[i, j] = L(xcoordinates[i], ycoordinates[j]); the reference stores the transpose"
+LAYOUT_1D = "train_loss[i] = L(xcoordinates[i])"
+ORDERS = ("yx", "xy")
 _SCALARS = (bool, int, float, str, np.bool_, np.integer, np.floating)
 
 
@@ -129,7 +138,8 @@ def merge_chunks(
     """Gather chunk files into one surface file; returns what `read_surface` would.
 
     Points no chunk covers stay NaN (`points_evaluated` < `points_total`). A chunk of another
-    grid, or two chunks with the same point, is an error.
+    grid, or two chunks with the same point, is an error. An attribute `dir_file` (the
+    directions file) is written as the reference's `dir_file` dataset instead.
     """
     reserved = {"format", "layout", "points_total", "points_evaluated"} & set(attrs)
     if reserved:
@@ -150,11 +160,13 @@ def merge_chunks(
         for name in METRICS:
             surface[name][index] = chunk[name]
 
+    attrs = dict(attrs)
+    dir_file = attrs.pop("dir_file", None)
     meta = {
         "unetscape_version": __version__,
         **attrs,
         "format": SURFACE_FORMAT,
-        "layout": LAYOUT,
+        "layout": LAYOUT if grid.ndim == 2 else LAYOUT_1D,
         "points_total": grid.size,
         "points_evaluated": int((owner >= 0).sum()),
     }
@@ -163,28 +175,79 @@ def merge_chunks(
             f.create_dataset("xcoordinates", data=grid.x)
             if grid.y is not None:
                 f.create_dataset("ycoordinates", data=grid.y)
-            f.create_dataset("train_loss", data=surface["train_loss"])
-            f.create_dataset("train_acc", data=100.0 * surface["dice"])
-            f.create_dataset("dice", data=surface["dice"])
-            f.create_dataset("iou", data=surface["iou"])
+            # Values were gathered by point (i, j); the file holds them in meshgrid order.
+            stored = {name: values.T for name, values in surface.items()}
+            f.create_dataset("train_loss", data=stored["train_loss"])
+            f.create_dataset("train_acc", data=100.0 * stored["dice"])
+            f.create_dataset("dice", data=stored["dice"])
+            f.create_dataset("iou", data=stored["iou"])
+            if dir_file is not None:
+                f.create_dataset("dir_file", data=os.fspath(dir_file))
             write_attrs(f, meta)
     return read_surface(out_path)
 
 
+SURFACE_ARRAYS = ("train_loss", "train_acc", "dice", "iou")
+
+
 def read_surface(path: str | os.PathLike) -> dict:
-    """A surface file as a dict of arrays plus `attrs` (`ycoordinates` is None when 1-D)."""
+    """A surface file as a dict of arrays plus `attrs` (`ycoordinates` is None when 1-D).
+
+    2-D arrays come in the file's meshgrid order, `[j, i] = value at (x[i], y[j])`; files of
+    the first format (x first, told by their `layout` attribute) are turned to it. Use
+    `surface_array` to get them in a stated orientation.
+    """
     path = Path(path)
     with h5py.File(path, "r") as f:
         if "xcoordinates" not in f or "train_loss" not in f:
             raise ValueError(f"{path} has no xcoordinates/train_loss: not a surface file")
-        surface = {
-            name: f[name][()]
-            for name in ("xcoordinates", "train_loss", "train_acc", "dice", "iou")
-            if name in f
-        }
+        surface = {name: f[name][()] for name in ("xcoordinates", *SURFACE_ARRAYS) if name in f}
         surface["ycoordinates"] = f["ycoordinates"][()] if "ycoordinates" in f else None
+        if "dir_file" in f:
+            value = f["dir_file"][()]
+            surface["dir_file"] = value.decode() if isinstance(value, bytes) else str(value)
         surface["attrs"] = read_attrs(f)
+    if surface["ycoordinates"] is not None:
+        layout = surface["attrs"].get("layout")
+        if layout == LAYOUT_X_FIRST:
+            for name in SURFACE_ARRAYS:
+                if name in surface:
+                    surface[name] = surface[name].T
+            surface["attrs"]["layout"] = LAYOUT
+        elif layout != LAYOUT:
+            raise ValueError(f"{path}: unknown 2-D layout {layout!r} (attribute 'layout'); expected {LAYOUT!r}")
+        expected = (len(surface["ycoordinates"]), len(surface["xcoordinates"]))
+        for name in SURFACE_ARRAYS:
+            if name in surface and surface[name].shape != expected:
+                raise ValueError(
+                    f"{path}: {name} has shape {surface[name].shape}, but (len(ycoordinates), "
+                    f"len(xcoordinates)) is {expected}"
+                )
     return surface
+
+
+def surface_array(surface: dict, name: str = "train_loss", order: str = "yx") -> np.ndarray:
+    """One array of a surface (a dict as `read_surface` returns it) in a stated orientation.
+
+    order="yx": `[j, i] = value at (x[i], y[j])`, rows are y: the file's (and the reference's)
+    meshgrid order, what matplotlib's contour and plotly's surface take with 1-D x and y.
+    order="xy": `[i, j] = value at (x[i], y[j])`, x first, as the metric functions take it.
+    A 1-D surface's array is returned as it is, whatever the order.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    values = np.asarray(surface[name])
+    x, y = surface["xcoordinates"], surface.get("ycoordinates")
+    if y is None:
+        if values.shape != (len(x),):
+            raise ValueError(f"{name} has shape {values.shape} for {len(x)} x coordinates")
+        return values
+    if values.shape != (len(y), len(x)):
+        raise ValueError(
+            f"{name} has shape {values.shape}, not (len(ycoordinates), len(xcoordinates)) = "
+            f"{(len(y), len(x))}: not in the meshgrid order of a surface file"
+        )
+    return values if order == "yx" else values.T
 
 
 def _same_grid(a: SurfaceGrid, b: SurfaceGrid) -> bool:

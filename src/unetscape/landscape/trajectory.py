@@ -6,10 +6,16 @@ sklearn's PCA to these rows), the rows are centred before the SVD, so the compon
 directions of largest variance of the path; the coordinates of each checkpoint are then the
 projections of its *uncentred* row, <theta_e - theta_final, pc> / ||pc||, so the final model
 sits at (0, 0) and the surface on this plane is centred on it.
+
+`fit_pca_plane` also returns sklearn PCA's statistics of the fit under their sklearn names
+(what the reference stores next to its PCA directions): `explained_variance_ratio_`,
+`singular_values_` (of the centred rows) and `explained_variance_` (= singular value^2 /
+(rows - 1)), for the first two components.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -38,10 +44,34 @@ def _path_matrix(states: Sequence[dict], names: list[str], keep: list[bool]) -> 
     return np.stack(rows)
 
 
+@dataclass
+class PcaPlane:
+    dx: Direction
+    dy: Direction
+    coords: np.ndarray  # (n, 2): each checkpoint projected on (dx, dy), final last at (0, 0)
+    explained_variance_ratio: np.ndarray  # (2,)
+    singular_values: np.ndarray  # (2,)
+    explained_variance: np.ndarray  # (2,)
+
+    def statistics(self) -> dict[str, np.ndarray]:
+        """The fit's numbers under sklearn's (and the reference's direction file's) names."""
+        return {
+            "explained_variance_ratio_": self.explained_variance_ratio,
+            "singular_values_": self.singular_values,
+            "explained_variance_": self.explained_variance,
+        }
+
+
 def pca_plane(
     states: Sequence[dict], model: nn.Module, ignore: str | None = "biasbn"
 ) -> tuple[Direction, Direction, np.ndarray, np.ndarray]:
-    """(dx, dy, coords (n, 2), explained_variance_ratio (2,)) for checkpoints `states`.
+    """(dx, dy, coords (n, 2), explained_variance_ratio (2,)) of `fit_pca_plane`."""
+    plane = fit_pca_plane(states, model, ignore)
+    return plane.dx, plane.dy, plane.coords, plane.explained_variance_ratio
+
+
+def fit_pca_plane(states: Sequence[dict], model: nn.Module, ignore: str | None = "biasbn") -> PcaPlane:
+    """The PCA plane of checkpoints `states`, their coordinates on it and the fit's statistics.
 
     `states[-1]` is theta_final. `model` names the learnable parameters (its own values are not
     used). With ignore="biasbn", tensors with dim <= 1 are left out of the PCA and are zero in
@@ -78,7 +108,14 @@ def pca_plane(
     # Project with the stored (float32) directions, so coordinates match the plane evaluated.
     flat = [np.concatenate([d.double().flatten().numpy() for d in direction]) for direction in directions]
     coords = np.stack([deltas @ pc / np.linalg.norm(pc) for pc in flat], axis=1)
-    return directions[0], directions[1], coords, ratio
+    return PcaPlane(
+        directions[0],
+        directions[1],
+        coords,
+        ratio,
+        singular[:2].copy(),
+        singular[:2] ** 2 / (len(deltas) - 1),
+    )
 
 
 def _unflatten(vector: np.ndarray, params: list, keep: list[bool]) -> Direction:
@@ -107,3 +144,22 @@ def plane_extent(coords: np.ndarray, margin: float = 0.2) -> tuple[list[float], 
         span = hi - lo
         extent.append([float(lo - margin * span), float(hi + margin * span)])
     return extent[0], extent[1]
+
+
+def save_projection(path, coords: np.ndarray, epochs: Sequence[int], attrs: dict) -> None:
+    """The projected path in the reference's projection-file format (projection.py):
+    datasets `proj_xcoord`, `proj_ycoord` (one entry per checkpoint, in epoch order), plus
+    `epochs`; `attrs` (e.g. the directions file) as root attributes."""
+    import h5py
+
+    from ..atomic import atomic_path
+    from .surface_io import write_attrs
+
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(epochs):
+        raise ValueError(f"coords must have shape ({len(epochs)}, 2) for {len(epochs)} epochs, got {coords.shape}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("proj_xcoord", data=coords[:, 0])
+        f.create_dataset("proj_ycoord", data=coords[:, 1])
+        f.create_dataset("epochs", data=np.asarray(epochs, dtype=np.int64))
+        write_attrs(f, attrs)

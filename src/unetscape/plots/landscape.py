@@ -1,14 +1,17 @@
 """Loss-landscape figures: 2-D surfaces, 1-D curves, trajectories and study panels.
 
 Surfaces are dicts as `unetscape.landscape.read_surface` returns them: `xcoordinates`,
-`ycoordinates` and `train_loss[i, j] = L(x[i], y[j])` (x is the first axis, so matplotlib's
-contour, which wants rows = y, gets the transpose).
+`ycoordinates` and `train_loss[j, i] = L(x[i], y[j])` in meshgrid order (rows are y), which is
+what matplotlib's contour and plot_surface take with `np.meshgrid(x, y)`; `_values` reads it
+through `surface_array`, which checks that orientation against the coordinates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..landscape.surface_io import surface_array
+from .labels import measured, outcome_note
 from .style import plt, save_figure
 
 
@@ -28,21 +31,9 @@ def _grid(surface: dict):
     return np.meshgrid(surface["xcoordinates"], surface["ycoordinates"])
 
 
-def measured(attrs: dict) -> tuple[str, str]:
-    """(marker, words) for the weights a landscape file measured: a star only for a trained
-    model (outcome finished); other outcomes get a cross and say what the weights are."""
-    role = attrs.get("checkpoint_role", "trained")
-    if attrs.get("outcome", "finished") == "finished":
-        return "*", "trained model"
-    return "X", role
-
-
-def outcome_note(attrs: dict) -> str:
-    """'' for a finished run, else e.g. ' [not_converged: final weights, not converged]'."""
-    outcome = attrs.get("outcome", "finished")
-    if outcome == "finished":
-        return ""
-    return f" [{outcome}: {attrs.get('checkpoint_role', 'no weights')}]"
+def _values(surface: dict, name: str = "train_loss"):
+    """Rows = y, columns = x, unevaluated points masked."""
+    return np.ma.masked_invalid(surface_array(surface, name, order="yx"))
 
 
 def unavailable_panel(ax, attrs: dict) -> None:
@@ -53,7 +44,7 @@ def unavailable_panel(ax, attrs: dict) -> None:
 
 def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True, equal: bool = True):
     x, y = _grid(surface)
-    z = np.ma.masked_invalid(surface["train_loss"].T)
+    z = _values(surface)
     if filled:
         artist = ax.contourf(x, y, z, levels=levels, cmap="viridis", extend="both")
     else:
@@ -89,7 +80,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
     ax2.set_title("filled contours")
     ax3 = fig.add_subplot(1, 3, 3, projection="3d")
     x, y = _grid(surface)
-    ax3.plot_surface(x, y, np.ma.masked_invalid(surface["train_loss"].T), cmap="viridis", linewidth=0)
+    ax3.plot_surface(x, y, _values(surface), cmap="viridis", linewidth=0)
     ax3.set_zlabel("Dice loss")
     ax3.set_title("surface")
     for ax in (ax1, ax2, ax3):
@@ -166,7 +157,7 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
                 unavailable_panel(ax, attrs)
                 continue
             artist = draw_contour(ax, surface, lv, filled=True)
-            ax.contour(*_grid(surface), np.ma.masked_invalid(surface["train_loss"].T), levels=lv,
+            ax.contour(*_grid(surface), _values(surface), levels=lv,
                        colors="k", linewidths=0.3, alpha=0.5)
     if artist is not None:
         fig.colorbar(artist, ax=axes, shrink=0.8, label="Dice loss (shared scale)")

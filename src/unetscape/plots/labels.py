@@ -1,0 +1,20 @@
+"""How figures and pages name the weights a landscape file measured (no plotting library here)."""
+
+from __future__ import annotations
+
+
+def measured(attrs: dict) -> tuple[str, str]:
+    """(marker, words) for the weights a landscape file measured: a star only for a trained
+    model (outcome finished); other outcomes get a cross and say what the weights are."""
+    role = attrs.get("checkpoint_role", "trained")
+    if attrs.get("outcome", "finished") == "finished":
+        return "*", "trained model"
+    return "X", role
+
+
+def outcome_note(attrs: dict) -> str:
+    """'' for a finished run, else e.g. ' [not_converged: final weights, not converged]'."""
+    outcome = attrs.get("outcome", "finished")
+    if outcome == "finished":
+        return ""
+    return f" [{outcome}: {attrs.get('checkpoint_role', 'no weights')}]"
