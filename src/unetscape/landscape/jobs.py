@@ -145,18 +145,30 @@ def grid_of(attrs: dict, ndim: int = 2) -> SurfaceGrid:
     return SurfaceGrid.from_config(attrs["grid_x"], attrs["grid_y"] if ndim == 2 else None)
 
 
-def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device) -> tuple:
+def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device, heldout: bool = False) -> tuple:
+    """The images a landscape is evaluated on (`surface.evaluation_set`): a seeded subset of the
+    training images, or with `heldout` of the held-out images (`evaluation.heldout_subset`).
+    The held-out choice is seeded from the same seed; its description says which part it is."""
     dataset = load_dataset(dataset_path)
-    return evaluation_set(
-        dataset.images,
-        dataset.masks,
-        evaluation["subset"],
+    part = dataset.heldout if heldout else dataset
+    if part is None:
+        raise ValueError(f"{dataset_path} has no held-out part to evaluate on")
+    x, y, description = evaluation_set(
+        part.images,
+        part.masks,
+        evaluation["heldout_subset"] if heldout else evaluation["subset"],
         evaluation["seed"],
         noise,
         evaluation["noise"],
         evaluation["seed"],
         device,
     )
+    return x, y, {**description, "part": "heldout" if heldout else "training"}
+
+
+def has_heldout(dataset_path, evaluation: dict) -> bool:
+    """Whether landscapes are also evaluated on the data set's held-out part."""
+    return evaluation.get("heldout_subset") != 0 and load_dataset(dataset_path).heldout is not None
 
 
 def evaluator_options(evaluation: dict) -> dict:
@@ -181,13 +193,16 @@ def _progress(log: Log, label: str) -> Callable[[int, int], None]:
 def surface_chunk(
     checkpoint_dir, outcome_path, directions_path, dataset_path, out, chunk: int, chunks: int,
     evaluation: dict, noise: float, device, ndim: int = 2, grid_key: dict | None = None, log: Log = print,
+    heldout: bool = True,
 ) -> None:
     """Evaluate chunk `chunk` (0-based) of `chunks` of the plane's grid and write only its points.
 
     `ndim=1` evaluates along the x direction alone (a 1-D line); `grid_key` then gives the
-    line's own x axis. A plane marked `unavailable` (a run with no trained weights) gives
-    NaN values and keeps the reason.
+    line's own x axis. With `heldout` (and a data set with a held-out part) the same points
+    are evaluated on the held-out images too (`test_*` values). A plane marked `unavailable`
+    (a run with no trained weights) gives NaN values and keeps the reason.
     """
+    heldout = heldout and has_heldout(dataset_path, evaluation)
     directions, plane = load_directions(directions_path)
     grid = SurfaceGrid.from_config(grid_key["x"]) if grid_key else grid_of(plane, ndim)
     points = grid.chunk(chunk, chunks)
@@ -202,7 +217,8 @@ def surface_chunk(
     }
     if "unavailable" in plane:
         nan = np.full(len(points), np.nan)
-        write_chunk(out, grid, points, {"loss": nan, "dice": nan, "iou": nan}, attrs)
+        keys = ("loss", "dice", "iou") + (("test_loss", "test_dice", "test_iou") if heldout else ())
+        write_chunk(out, grid, points, dict.fromkeys(keys, nan), attrs)
         log(f"chunk {chunk + 1}/{chunks}: no values ({plane['unavailable']})")
         return
     path, label = measured_weights(checkpoint_dir, outcome_path)
@@ -215,7 +231,15 @@ def surface_chunk(
     with SurfaceEvaluator(model, x, y, directions[:ndim], **evaluator_options(evaluation)) as evaluator:
         values = evaluator.evaluate_points(points, grid, _progress(log, f"chunk {chunk + 1}/{chunks}"))
         settings = evaluator.settings
-    write_chunk(out, grid, points, values, {**attrs, **label, **checkpoint_attrs(path), "eval_set": description, **settings})
+    extra = {}
+    if heldout:
+        hx, hy, held = load_evaluation_set(dataset_path, evaluation, noise, device, heldout=True)
+        with SurfaceEvaluator(model, hx, hy, directions[:ndim], **evaluator_options(evaluation)) as evaluator:
+            test = evaluator.evaluate_points(points, grid, _progress(log, f"held-out chunk {chunk + 1}/{chunks}"))
+        values = {**values, **{f"test_{k}": v for k, v in test.items()}}
+        extra["heldout_eval_set"] = held
+    write_chunk(out, grid, points, values,
+                {**attrs, **label, **checkpoint_attrs(path), "eval_set": description, **extra, **settings})
 
 
 def merge_surface(chunk_paths: list, out, log: Log = print) -> None:
@@ -353,7 +377,7 @@ def trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surfa
     chunk_path = Path(str(surface_out) + ".chunk")
     try:
         surface_chunk(checkpoint_dir, outcome_path, directions_out, dataset_path, chunk_path, 0, 1, evaluation, noise,
-                      device, log=log)
+                      device, log=log, heldout=False)
         merge_surface([chunk_path], surface_out, log)
     finally:
         chunk_path.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ steps, so rounding does not drift along the grid), and puts the model back exact
 from __future__ import annotations
 
 import hashlib
+import math
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Sequence
 
@@ -231,8 +232,7 @@ class SurfaceEvaluator:
         self.set_point(coords)
         if self.bn == "recompute" and self.batch_norms:
             self.recompute_bn_statistics()
-        loss, dice, iou = (self._sums(self._forward_here())[0] / len(self.x)).tolist()
-        return {"loss": loss, "dice": dice, "iou": iou}
+        return _point_values(*(self._sums(self._forward_here())[0] / len(self.x)).tolist())
 
     def evaluate_many(self, coords: Sequence[Sequence[float]]) -> list[dict]:
         """Like `evaluate` at every row of `coords`, several points per forward pass (vmap).
@@ -263,7 +263,7 @@ class SurfaceEvaluator:
 
         batched = torch.func.vmap(one_point, in_dims=(0, None))
         sums = self._sums(lambda x: batched(stacked, x), len(steps)) / len(self.x)
-        return [{"loss": row[0], "dice": row[1], "iou": row[2]} for row in sums.tolist()]
+        return [_point_values(*row) for row in sums.tolist()]
 
     def evaluate_points(
         self,
@@ -303,6 +303,14 @@ class SurfaceEvaluator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _point_values(loss: float, dice: float, iou: float) -> dict:
+    """One point's values; Dice and IoU are NaN where the loss is not finite (a NaN logit would
+    otherwise count as a "background" prediction)."""
+    if not math.isfinite(loss):
+        dice = iou = math.nan
+    return {"loss": loss, "dice": dice, "iou": iou}
 
 
 def evaluation_set(

@@ -7,6 +7,8 @@ loss-landscape, plot_surface.py), so its tools (plot_2D.py, plot_1D.py, h52vtp.p
     train_loss    (ny, nx)     mean per-image soft Dice loss
     train_acc     (ny, nx)     mean per-image hard Dice, in percent (the accuracy analogue)
     dice, iou     (ny, nx)     mean per-image hard Dice and IoU as fractions
+    test_loss, test_acc, test_dice, test_iou   the same on the held-out set (the reference's
+                  names for the test-set surfaces), when the surface was evaluated on one
     dir_file      string       the directions file the surface was evaluated on
 
 2-D arrays are in `np.meshgrid(x, y)` order, `train_loss[j, i] = L(x[i], y[j])`: rows are
@@ -39,6 +41,8 @@ from .grid import SurfaceGrid
 SURFACE_FORMAT = "unetscape-surface/1"
 CHUNK_FORMAT = "unetscape-surface-chunk/1"
 METRICS = {"train_loss": "loss", "dice": "dice", "iou": "iou"}  # dataset name -> value key
+# Values on the held-out set, present when a surface was evaluated on one.
+HELDOUT_METRICS = {"test_loss": "test_loss", "test_dice": "test_dice", "test_iou": "test_iou"}
 LAYOUT = "train_loss[j, i] = L(xcoordinates[i], ycoordinates[j]): shape (ny, nx), meshgrid order as in the reference"
 # What files of the first format version (x as the first axis) recorded; read_surface turns them.
 LAYOUT_X_FIRST = "train_loss[i, j] = L(xcoordinates[i], ycoordinates[j]); the reference stores the transpose"
@@ -95,12 +99,17 @@ def write_chunk(
     """Write the values of `points` only: datasets `i` (and `j`), `train_loss`, `dice`, `iou`.
 
     `values` holds arrays "loss", "dice", "iou" in the order of `points` (what
-    `SurfaceEvaluator.evaluate_points` returns). The grid is stored as attributes so a merge
-    can refuse chunks of a different grid.
+    `SurfaceEvaluator.evaluate_points` returns), and optionally "test_loss", "test_dice",
+    "test_iou" on the held-out set (all three or none). The grid is stored as attributes so a
+    merge can refuse chunks of a different grid.
     """
     index = np.asarray(points, dtype=np.int64).reshape(len(points), grid.ndim)
     _check_in_grid(index, grid, str(path))
-    columns = {name: np.asarray(values[key], dtype=np.float64) for name, key in METRICS.items()}
+    held = [key for key in HELDOUT_METRICS.values() if key in values]
+    if held and len(held) != len(HELDOUT_METRICS):
+        raise ValueError(f"held-out values need all of {list(HELDOUT_METRICS.values())}, got {held}")
+    names = {**METRICS, **(HELDOUT_METRICS if held else {})}
+    columns = {name: np.asarray(values[key], dtype=np.float64) for name, key in names.items()}
     for name, column in columns.items():
         if column.shape != (len(index),):
             raise ValueError(f"{name} has shape {column.shape} for {len(index)} points")
@@ -124,7 +133,7 @@ def read_chunk(path: str | os.PathLike) -> dict:
             raise ValueError(f"{path} is not a {CHUNK_FORMAT} file")
         grid = SurfaceGrid(f.attrs["grid_x"], f.attrs["grid_y"] if "grid_y" in f.attrs else None)
         columns = [f["i"][()]] + ([f["j"][()]] if "j" in f else [])
-        chunk = {name: f[name][()] for name in METRICS}
+        chunk = {name: f[name][()] for name in (*METRICS, *HELDOUT_METRICS) if name in f}
         attrs = {k: v for k, v in read_attrs(f).items() if k not in ("grid_x", "grid_y")}
     return {"grid": grid, "points": np.stack(columns, axis=1), **chunk, "attrs": attrs}
 
@@ -144,10 +153,14 @@ def merge_chunks(
     reserved = {"format", "layout", "points_total", "points_evaluated"} & set(attrs)
     if reserved:
         raise ValueError(f"attribute names {sorted(reserved)} are reserved for the surface file")
-    surface = {name: np.full(grid.shape, np.nan) for name in METRICS}
+    chunks = [read_chunk(path) for path in chunk_paths]
+    held = {all(name in c for name in HELDOUT_METRICS) for c in chunks}
+    if len(held) > 1:
+        raise ValueError(f"some of the chunks {list(chunk_paths)} hold held-out values and some do not")
+    names = [*METRICS, *(HELDOUT_METRICS if held == {True} else ())]
+    surface = {name: np.full(grid.shape, np.nan) for name in names}
     owner = np.full(grid.shape, -1, dtype=np.int64)
-    for k, path in enumerate(chunk_paths):
-        chunk = read_chunk(path)
+    for k, (path, chunk) in enumerate(zip(chunk_paths, chunks)):
         if not _same_grid(chunk["grid"], grid):
             raise ValueError(f"chunk {path} was evaluated on another grid than the one being merged")
         for point in map(tuple, chunk["points"].tolist()):
@@ -157,7 +170,7 @@ def merge_chunks(
                 )
             owner[point] = k
         index = tuple(chunk["points"].T)
-        for name in METRICS:
+        for name in names:
             surface[name][index] = chunk[name]
 
     attrs = dict(attrs)
@@ -181,13 +194,18 @@ def merge_chunks(
             f.create_dataset("train_acc", data=100.0 * stored["dice"])
             f.create_dataset("dice", data=stored["dice"])
             f.create_dataset("iou", data=stored["iou"])
+            if "test_loss" in stored:
+                f.create_dataset("test_loss", data=stored["test_loss"])
+                f.create_dataset("test_acc", data=100.0 * stored["test_dice"])
+                f.create_dataset("test_dice", data=stored["test_dice"])
+                f.create_dataset("test_iou", data=stored["test_iou"])
             if dir_file is not None:
                 f.create_dataset("dir_file", data=os.fspath(dir_file))
             write_attrs(f, meta)
     return read_surface(out_path)
 
 
-SURFACE_ARRAYS = ("train_loss", "train_acc", "dice", "iou")
+SURFACE_ARRAYS = ("train_loss", "train_acc", "dice", "iou", "test_loss", "test_acc", "test_dice", "test_iou")
 
 
 def read_surface(path: str | os.PathLike) -> dict:

@@ -42,9 +42,10 @@ def unavailable_panel(ax, attrs: dict) -> None:
             va="center", wrap=True, fontsize=8, transform=ax.transAxes)
 
 
-def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True, equal: bool = True):
+def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True, equal: bool = True,
+                 key: str = "train_loss"):
     x, y = _grid(surface)
-    z = _values(surface)
+    z = _values(surface, key)
     if filled:
         artist = ax.contourf(x, y, z, levels=levels, cmap="viridis", extend="both")
     else:
@@ -60,7 +61,9 @@ def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool =
 
 
 def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) -> None:
-    """One run, one plane: labelled contours, filled contours and a 3-D view side by side."""
+    """One run, one plane: labelled contours, filled contours and a 3-D view side by side; a
+    second row the same on the held-out set when the surface has it, on the same levels and
+    colour scale as the training row."""
     attrs = surface.get("attrs", {})
     title += outcome_note(attrs)
     if "unavailable" in attrs:
@@ -69,25 +72,29 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         ax.set_title(title)
         save_figure(fig, *out_paths)
         return
-    lv = shared_levels([surface], levels)
-    fig = plt.figure(figsize=(15, 4.4), layout="constrained")
-    ax1 = fig.add_subplot(1, 3, 1)
-    draw_contour(ax1, surface, lv)
-    ax1.set_title("contours")
-    ax2 = fig.add_subplot(1, 3, 2)
-    filled = draw_contour(ax2, surface, lv, filled=True)
-    fig.colorbar(filled, ax=ax2, shrink=0.85, label="Dice loss")
-    ax2.set_title("filled contours")
-    ax3 = fig.add_subplot(1, 3, 3, projection="3d")
+    rows = [("train_loss", "training set")] + ([("test_loss", "held-out set")] if "test_loss" in surface else [])
+    lv = shared_levels([{"v": np.concatenate([np.ravel(surface[k]) for k, _ in rows])}], levels, key="v")
+    fig = plt.figure(figsize=(15, 4.4 * len(rows)), layout="constrained")
     x, y = _grid(surface)
-    ax3.plot_surface(x, y, _values(surface), cmap="viridis", linewidth=0)
-    ax3.set_zlabel("Dice loss")
-    ax3.set_title("surface")
-    for ax in (ax1, ax2, ax3):
-        ax.set_xlabel("x (direction 1)")
-        ax.set_ylabel("y (direction 2)")
-    ax1.legend(loc="upper right", fontsize=7, framealpha=0.8)
-    fig.suptitle(title)
+    for r, (key, name) in enumerate(rows):
+        ax1 = fig.add_subplot(len(rows), 3, 3 * r + 1)
+        draw_contour(ax1, surface, lv, key=key)
+        ax1.set_title(f"contours, {name}")
+        ax2 = fig.add_subplot(len(rows), 3, 3 * r + 2)
+        filled = draw_contour(ax2, surface, lv, filled=True, key=key)
+        fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})")
+        ax2.set_title(f"filled contours, {name}")
+        ax3 = fig.add_subplot(len(rows), 3, 3 * r + 3, projection="3d")
+        ax3.plot_surface(x, y, _values(surface, key), cmap="viridis", linewidth=0, vmin=lv[0], vmax=lv[-1])
+        ax3.set_zlim(lv[0], lv[-1])
+        ax3.set_zlabel("Dice loss")
+        ax3.set_title(f"surface, {name}")
+        for ax in (ax1, ax2, ax3):
+            ax.set_xlabel("x (direction 1)")
+            ax.set_ylabel("y (direction 2)")
+        if r == 0:
+            ax1.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    fig.suptitle(title + (" — training and held-out images, one colour scale" if len(rows) > 1 else ""))
     save_figure(fig, *out_paths)
 
 
