@@ -84,6 +84,11 @@ def load_isic(
         file_digests[image_files[isic_id].name] = hashlib.sha256(image_bytes).digest()
         file_digests[mask_files[isic_id].name] = hashlib.sha256(mask_bytes).digest()
 
+    if not masks.any():
+        raise DatasetError(
+            f"{masks_dir}: every one of the {len(ids)} masks is empty once read (no lesion pixel); "
+            "check how they are stored (README, Data: background 0, lesion any other value)"
+        )
     provenance = {
         "source": "isic",
         "images_dir": str(images_dir),
