@@ -133,6 +133,8 @@ CONFIG_CASES = {
     "chunks_zero": (with_values(landscape__plane__chunks=0), "landscape.plane.chunks", "minimum"),
     "epochs_as_text": (with_values(training__epochs="5"), "training.epochs", "not of type"),
     "unknown_key": (lambda c: c["training"].update(epoch=3), "training", "'epoch' was unexpected"),
+    "seed_beyond_64_bits": (with_values(landscape__plane__seed=2**64), "landscape.plane.seed", "64-bit"),
+    "negative_seed": (with_values(studies__seeds__seeds=[0, -1]), "studies.seeds.seeds[1]", "minimum"),
     "axis_num_two": (with_values(landscape__line__x=[0, 1, 2]), "landscape.line.x[2]", "at least 3"),
 }
 
