@@ -455,6 +455,7 @@ def test_bad_data_folder_stops_the_job_naming_the_file(tmp_path, make, words, fi
     assert "Traceback (most recent call last)" in log
     assert summary.startswith("error in rule prepare_dataset: ") and words in summary, log
     assert (file or str(images.parent)) in summary, summary
+    assert "[" not in summary  # the message names its file: nothing appended
     assert not out.exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary file either
 
@@ -563,7 +564,7 @@ def test_a_failure_naming_no_file_lists_the_jobs_files(tmp_path):
     with pytest.raises(SystemExit):
         run_rule(missing_key, smk)
     summary = log.read_text().strip().splitlines()[-1]
-    assert summary.startswith("error in rule line_1d: KeyError: 'missing key' [no file named; the job's files: ")
+    assert summary.startswith("error in rule line_1d: KeyError: 'missing key' [the message names no file; the job's files: ")
     assert str(tmp_path / "a.h5") in summary
 
 

@@ -59,13 +59,23 @@ def summary(err: BaseException, files: Iterable[str]) -> str:
     if len(text) > SUMMARY_CHARS:
         text = text[: SUMMARY_CHARS - 3] + "..."
     files = [f for f in files if f]
-    if any(f in text for f in files) or getattr(err, "filename", None) and str(err.filename) in text:
+    if names_a_file(text, files):
         return text
     path = getattr(err, "filename", None) or failing_file(err, files)
     if path:
         return f"{text} [file: {os.fsdecode(path)}]"
-    inputs = ", ".join(files) or "none"
-    return f"{text} [no file named; the job's files: {inputs}]"
+    return f"{text} [the message names no file; the job's files: {', '.join(files) or 'none'}]"
+
+
+def names_a_file(text: str, files: Iterable[str]) -> bool:
+    """Whether `text` names one of the job's files, or any other path that exists."""
+    if any(f in text for f in files):
+        return True
+    for word in text.split():
+        word = word.strip("'\"`()[]{},;:")
+        if os.sep in word and os.path.exists(word):
+            return True
+    return False
 
 
 def _as_path(value) -> str | None:
