@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+include: "rules/config_files.smk"
+
+
 # A config file given with --configfile replaces the default instead of being merged into
 # it, so every config file describes its whole run grid (a merge could not remove a study).
 if not workflow.overwrite_configfiles:

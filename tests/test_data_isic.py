@@ -90,7 +90,9 @@ def test_provenance(layout):
 def test_limit_takes_the_first_ids(layout):
     images, masks = layout
     assert load_isic(images, masks, size=8, limit=2).ids == ["ISIC_0000000", "ISIC_0000001"]
-    assert len(load_isic(images, masks, size=8, limit=100).ids) == 5
+    # A limit beyond the folder's images would silently give fewer images than asked for.
+    with pytest.raises(DatasetError, match=r"limit of 100 images, but .*images holds 5"):
+        load_isic(images, masks, size=8, limit=100)
 
 
 def test_checksum_detects_changed_input(layout):

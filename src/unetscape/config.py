@@ -11,7 +11,6 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from .models import resolve_arch
 
@@ -22,7 +21,8 @@ class ConfigError(ValueError):
 
 def format_noise(noise: float) -> str:
     """Canonical text of a noise level in run ids: 0 -> "0", 0.05 -> "0.05"."""
-    return f"{float(noise):g}"
+    # + 0.0 turns -0.0 (allowed by "minimum: 0") into 0.0, so it cannot become "noise-0".
+    return f"{float(noise) + 0.0:g}"
 
 
 @dataclass(frozen=True, order=True)
@@ -91,18 +91,25 @@ def _where(error: "jsonschema.ValidationError") -> str:
 
 
 def validate_config(config: dict, schema_path: str | Path) -> None:
-    """Check `config` against the JSON schema and the cross-references between its sections.
+    """Check `config` against the JSON schema, the cross-references between its sections and
+    the constraints between its values (unetscape/config_checks.py).
 
     Raises ConfigError with one line naming the offending key.
     """
     import jsonschema  # only validation needs it: the package's numerical code runs without it
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    from .config_checks import check_config
+    from .strict_yaml import load_yaml_file
+
+    schema = load_yaml_file(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
         error = errors[0]
-        raise ConfigError(f"config key {_where(error)}: {error.message}")
+        # The schema's description of the key says what the value means (and why a limit is there).
+        about = error.schema.get("description") if isinstance(error.schema, dict) else None
+        about = f" ({' '.join(about.split())})" if about else ""
+        raise ConfigError(f"config key {_where(error)}: {error.message}{about}")
     for name in config["archs"]:
         try:
             arch_spec(config, name)
@@ -130,6 +137,7 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
         for key in ("images_dir", "masks_dir"):
             if not config["data"].get(key):
                 raise ConfigError(f"config key data.{key}: required when data.source is 'isic'")
+    check_config(config)
 
 
 def canonical(value):

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -51,6 +54,8 @@ ACTIVATIONS = {
 # initialisation (std sqrt(2 / fan_in)) keeps it, which is why it is the default.
 INITS = ("kaiming_normal", "xavier_uniform", "torch_default")
 CHECKPOINT_FORMAT = "unetscape-checkpoint/1"
+# What to do about a damaged checkpoint: the run's checkpoints are one output of its training.
+REWRITE = "delete the run's checkpoints folder and train it again (snakemake makes it anew)"
 
 
 def resolve_arch(spec: dict | None = None) -> dict:
@@ -198,18 +203,60 @@ def save_checkpoint(path: str | os.PathLike, model: UNet, **meta) -> None:
         torch.save(payload, f)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is empty, damaged or not one of ours; the message names the file."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict. `weights_only=True`: a checkpoint file can never run code."""
+    """Load a checkpoint dict. `weights_only=True`: a checkpoint file can never run code.
+
+    A bad file gives a CheckpointError saying what is wrong with it. torch's own message is
+    not passed on: for a file holding other objects it advises loading with
+    weights_only=False, which is exactly what must never be done with a file of unknown origin.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes): the copy or the job that wrote it stopped "
+            f"half-way; {REWRITE}"
+        )
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch checkpoint ({size} bytes, but not the zip archive "
+            "torch.save writes): truncated, or another kind of file"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"checkpoint {path} cannot be read: {err}") from err
+    except Exception as err:  # torch raises several types for damaged or foreign files
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if isinstance(err, pickle.UnpicklingError) and found:
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects other than tensors and plain values (such "
+                f"as {found.group(1)}); a checkpoint of this workflow holds only weights and metadata, "
+                "and a file that could run code is never loaded: it was not written by unetscape, "
+                "or has been altered"
+            ) from None
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({_damage(err)}); {REWRITE}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file")
+        raise CheckpointError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} file")
+    for key in ("arch", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise CheckpointError(f"checkpoint {path} has no {key!r} mapping (keys: {sorted(payload)})")
     return payload
+
+
+def _damage(err: Exception) -> str:
+    """The first sentence of torch's complaint about a damaged file, without its advice."""
+    if isinstance(err, pickle.UnpicklingError):
+        return "its pickled contents are corrupt"
+    text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(err)).strip()
+    first = text.split(". ")[0].strip().rstrip(".")
+    return first if first and "weights_only" not in first else type(err).__name__
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:

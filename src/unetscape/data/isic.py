@@ -2,7 +2,18 @@
 
 A folder of `ISIC_<7 digits>.jpg` images and a folder of `ISIC_<id>_Segmentation.png` masks
 (ISIC 2017/2018 spell it `_segmentation.png`). Other files in the folders — superpixel maps,
-licence and metadata files — are ignored.
+licence and metadata files — are ignored. Every image needs its mask and every mask its
+image; either one alone is an error naming the file (an image saved under another name would
+otherwise vanish from the data set without a word).
+
+Mask rule. Background is 0 (black), or fully transparent. A pixel's level is its brightest
+colour channel, so a red lesion on black counts like a white one. Then:
+- a mask with one non-zero level (0/255, 0/1, red on black, 0/65535) is lesion wherever it is
+  not 0;
+- a mask with several non-zero levels is read as an anti-aliased 0..full-scale mask (8 or 16
+  bits) and thresholded at half scale (> 127 for 8 bits), but only if some level lies above
+  half scale: several levels all at or below it (a label map, or a 0/1 mask with stray values)
+  are ambiguous and refused, naming the file.
 """
 
 from __future__ import annotations
@@ -38,6 +49,16 @@ def load_isic(
     if not image_files:
         raise DatasetError(f"{images_dir}: no ISIC_<id>.jpg images in this folder")
 
+    orphans = sorted(set(mask_files) - set(image_files))
+    if orphans:
+        raise DatasetError(
+            f"{mask_files[orphans[0]]}: mask without an image {orphans[0]}.jpg in {images_dir}"
+            + (f" (and {len(orphans) - 1} more masks without images)" if len(orphans) > 1 else "")
+        )
+    if limit is not None and limit > len(image_files):
+        raise DatasetError(
+            f"limit of {limit} images, but {images_dir} holds {len(image_files)}; use None for all of them"
+        )
     ids = sorted(image_files)[:limit]
     missing = [i for i in ids if i not in mask_files]
     if missing:
@@ -59,10 +80,15 @@ def load_isic(
                 "orientation)"
             )
         images[k] = resize_image(image.convert("RGB"), size)
-        masks[k] = resize_mask(mask, size)
+        masks[k] = resize_mask(lesion_pixels(mask, mask_files[isic_id]), size)
         file_digests[image_files[isic_id].name] = hashlib.sha256(image_bytes).digest()
         file_digests[mask_files[isic_id].name] = hashlib.sha256(mask_bytes).digest()
 
+    if not masks.any():
+        raise DatasetError(
+            f"{masks_dir}: every one of the {len(ids)} masks is empty once read (no lesion pixel); "
+            "check how they are stored (README, Data: background 0, lesion any other value)"
+        )
     provenance = {
         "source": "isic",
         "images_dir": str(images_dir),
@@ -113,9 +139,40 @@ def resize_image(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), resample), dtype=np.uint8)
 
 
-def resize_mask(mask: Image.Image, size: int) -> np.ndarray:
-    # Binarise before resizing and use NEAREST, so no interpolated label values appear.
-    binary = mask.convert("L").point(lambda v: 255 if v > 127 else 0)
+def lesion_pixels(mask: Image.Image, path: Path) -> np.ndarray:
+    """Boolean H×W lesion map of a mask as stored, by the mask rule of the module docstring."""
+    if mask.mode in ("P", "PA"):  # palette index 0 need not be black: read the colours
+        mask = mask.convert("RGBA")
+    elif mask.mode == "1":
+        mask = mask.convert("L")
+    elif mask.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        mask = mask.convert("RGB")
+    bands = mask.getbands()
+    values = np.asarray(mask)
+    if values.ndim == 2:
+        values = values[..., None]
+    colour = values[..., [k for k, band in enumerate(bands) if band != "A"]]
+    level = colour.max(axis=-1)
+    if "A" in bands:
+        level = np.where(values[..., bands.index("A")] == 0, 0, level)
+    painted = level[level != 0]
+    if painted.size == 0 or painted.min() == painted.max():
+        return level != 0
+    full_scale = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(level.dtype)
+    if full_scale is None or painted.max() <= full_scale // 2:
+        shown = ", ".join(str(v) for v in np.unique(painted)[:6])
+        scale = f"of at most {full_scale // 2}, half of full scale {full_scale}" if full_scale else "in a float or 32-bit mask"
+        raise DatasetError(
+            f"{path}: ambiguous mask: several non-zero levels ({shown}{', ...' if len(np.unique(painted)) > 6 else ''}) "
+            f"{scale}, so it is neither a two-level mask nor an anti-aliased 0..{full_scale or 'max'} "
+            "mask; save it with background 0 and one lesion value (see the README, Data)"
+        )
+    return level > full_scale // 2
+
+
+def resize_mask(lesion: np.ndarray, size: int) -> np.ndarray:
+    # NEAREST on the binary map, so no interpolated label values appear.
+    binary = Image.fromarray(lesion.astype(np.uint8) * 255)
     resized = binary.resize((size, size), Image.Resampling.NEAREST)
     return (np.asarray(resized) > 127).astype(np.uint8)
 

@@ -58,6 +58,13 @@ class Dataset:
         # uint8 cannot be negative, so the maximum alone decides whether masks are binary.
         if masks.max() > 1:
             raise DatasetError(f"masks must hold only 0 and 1, found value {int(masks.max())}")
+        # Masks read wrongly (a colour or 0/1 mask taken for all background) look like this;
+        # a model trained on them learns to predict nothing and every number is meaningless.
+        if not masks.any():
+            raise DatasetError(
+                f"every one of the {len(masks)} masks is empty (no lesion pixel): check how the masks "
+                "are stored (README, Data: background 0, lesion any other value)"
+            )
         if not isinstance(self.ids, list) or not all(isinstance(i, str) for i in self.ids):
             raise DatasetError("ids must be a list of strings")
         if len(self.ids) != len(images):

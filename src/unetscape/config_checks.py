@@ -1,0 +1,279 @@
+"""Constraints between config values that a JSON schema cannot express.
+
+Each check raises ConfigError naming the dotted key, so a config that would fail minutes into
+a job (or quietly compute the wrong thing) stops when it is loaded, before any job runs. All
+of them are cheap: the whole DAG is built on every snakemake call. `check_config` runs them
+all; `validate_config` calls it after the schema.
+
+    python -m unetscape.config_checks FILE...   checks config files as the workflow does
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, arch_spec, study_runs
+
+# Grid axes [min, max, num] around the trained weights (at coordinate 0).
+AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "scale_invariance.x")
+INTERPOLATION = "landscape.interpolation.t"
+# Images always reach the model as RGB (data/store.py refuses anything else).
+IMAGE_CHANNELS = 3
+# Output names each study writes under results/figures/ ({study}{suffix}.png) and a figure
+# name of the workflow's own.
+STUDY_FIGURES = ("", "_landscape", "_interpolation", "_metrics")
+WORKFLOW_FIGURES = ("scale_invariance",)
+# A PCA plane needs three saved checkpoints (unetscape/landscape/jobs.py, trajectory).
+PCA_CHECKPOINTS = 3
+
+
+def check_config(config: dict) -> None:
+    """Every check below, in the order a user would fix them."""
+    check_finite(config)
+    for key in AXES:
+        check_axis(key, lookup(config, key))
+    check_interpolation_path(INTERPOLATION, lookup(config, INTERPOLATION))
+    check_run_ids(config)
+    check_study_names(config)
+    check_trajectory_checkpoints(config)
+    check_curvature(config)
+    images = dataset_images(config)
+    check_models_fit_images(config)
+    check_evaluation_subset(config, images)
+
+
+def lookup(config: dict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def check_finite(value, key: str = "") -> None:
+    """No NaN or infinity anywhere (YAML's .nan and .inf pass a schema's "type: number")."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            check_finite(item, f"{key}[{k}]")
+    elif isinstance(value, float) and not np.isfinite(value):
+        raise ConfigError(f"config key {key}: {value} is not a finite number")
+
+
+def _grid(key: str, spec) -> np.ndarray:
+    lo, hi, num = spec
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ConfigError(f"config key {key}: min and max must be finite numbers, got {spec}")
+    if not lo < hi:
+        raise ConfigError(f"config key {key}: min must be less than max, got [min, max, num] = {spec}")
+    return np.linspace(lo, hi, num)
+
+
+def _index_of(grid: np.ndarray, value: float) -> int | None:
+    """Index of the grid point equal to `value` up to np.linspace's rounding, or None."""
+    tolerance = 1e-9 * max(float(np.abs(grid).max()), 1.0)
+    k = int(np.argmin(np.abs(grid - value)))
+    return k if abs(grid[k] - value) <= tolerance else None
+
+
+def _suggestion(spec, points: tuple[float, ...]) -> str:
+    """A num on the same range whose grid holds every one of `points`, as a hint, or ""."""
+    lo, hi, num = spec
+    if not all(lo <= p <= hi for p in points):
+        return f"; the range [{lo:g}, {hi:g}] does not even reach {', '.join(f'{p:g}' for p in points)}"
+    for candidate in range(max(num, 3), 10 * num + 100):
+        grid = np.linspace(lo, hi, candidate)
+        if all(_index_of(grid, p) is not None for p in points):
+            return f", e.g. [{lo:g}, {hi:g}, {candidate}]"
+    return ""
+
+
+def check_axis(key: str, spec) -> None:
+    """An axis through the trained weights: min < max, num >= 3, 0 a grid point.
+
+    num >= 3: roughness (a three-point second difference) needs a point on each side of one,
+    and contour figures need more than one point per axis. 0 is the trained model: sharpness,
+    basin width and the figures' star are measured from it.
+    """
+    num = spec[2]
+    if num < 3:
+        raise ConfigError(
+            f"config key {key}: num must be at least 3 (got {num}): roughness needs a point on "
+            "each side of a point, and a figure needs more than one point per axis"
+        )
+    grid = _grid(key, spec)
+    if _index_of(grid, 0.0) is None:
+        nearest = grid[np.argmin(np.abs(grid))]
+        raise ConfigError(
+            f"config key {key}: {spec} has no grid point at 0 (nearest is {nearest:.3g}); the trained "
+            "model sits at 0 and the landscape numbers are measured from it: use a grid with 0 as "
+            f"one of its points (an odd num on a symmetric range){_suggestion(spec, (0.0,))}"
+        )
+
+
+def check_interpolation_path(key: str, spec) -> None:
+    """t of theta(t) = (1 - t) A + t B: min < max, and t = 0 (A) and t = 1 (B) are grid points."""
+    grid = _grid(key, spec)
+    for end, name in ((0.0, "A"), (1.0, "B")):
+        if _index_of(grid, end) is None:
+            raise ConfigError(
+                f"config key {key}: {spec} has no point t = {end:g} (the path's end {name}, "
+                "theta(t) = (1 - t) A + t B): choose min, max and num so that 0 and 1 are grid "
+                f"points{_suggestion(spec, (0.0, 1.0))}"
+            )
+
+
+def check_run_ids(config: dict) -> None:
+    """Two configured runs must never share a run id (its noise text keeps 6 digits)."""
+    runs_by_id: dict[str, dict] = defaultdict(dict)  # id -> run -> studies
+    for study in config["studies"]:
+        for run in study_runs(config, study):
+            runs_by_id[run.id].setdefault(run, []).append(study)
+    for run_id, runs in runs_by_id.items():
+        if len(runs) > 1:
+            (a, studies_a), (b, studies_b) = sorted(runs.items())[:2]
+            raise ConfigError(
+                f"config key studies.{studies_b[0]}.noise: noise levels {a.noise!r} "
+                f"(studies {', '.join(studies_a)}) and {b.noise!r} (studies {', '.join(studies_b)}) "
+                f"both give the run id {run_id}: run ids keep 6 significant digits of a noise "
+                "level, so one id would stand for two trainings; make the levels differ within "
+                "6 significant digits, or use the same value"
+            )
+
+
+def check_study_names(config: dict) -> None:
+    """No two studies (or a study and the workflow) may write the same figure."""
+    owner = {name: "the workflow's own figure" for name in WORKFLOW_FIGURES}
+    for study in config["studies"]:
+        for suffix in STUDY_FIGURES:
+            name = study + suffix
+            if name in owner:
+                raise ConfigError(
+                    f"config key studies.{study}: would write results/figures/{name}.png, which is "
+                    f"{owner[name]}; rename the study"
+                )
+            owner[name] = f"study {study}'s"
+    # A study named like another's figure ("seeds_landscape") is caught whichever comes first.
+
+
+def saved_epochs(epochs: int, save_every: int) -> list[int]:
+    """Epochs whose checkpoint training saves: 0, every save_every-th, and the last."""
+    return [0] + [e for e in range(1, epochs + 1) if e % save_every == 0 or e == epochs]
+
+
+def check_trajectory_checkpoints(config: dict) -> None:
+    training = config["training"]
+    saved = saved_epochs(training["epochs"], training["save_every"])
+    if len(saved) < PCA_CHECKPOINTS:
+        raise ConfigError(
+            f"config key training.save_every: epochs {training['epochs']} with save_every "
+            f"{training['save_every']} save {len(saved)} checkpoints (epochs {saved}); the PCA "
+            f"trajectory of every run needs at least {PCA_CHECKPOINTS}: train longer or save more often"
+        )
+
+
+def check_curvature(config: dict) -> None:
+    curvature = config["curvature"]
+    if curvature["top_k"] >= curvature["max_iter"]:
+        raise ConfigError(
+            f"config key curvature.top_k: {curvature['top_k']} eigenvalues need max_iter > top_k "
+            f"(max_iter is {curvature['max_iter']}): one Lanczos run of at most max_iter steps "
+            "gives at most max_iter eigenvalue estimates, and it must give the top_k largest "
+            "and the smallest"
+        )
+
+
+def dataset_images(config: dict) -> int:
+    """How many images the configured data set will hold, known without building it."""
+    data = config["data"]
+    if data["source"] == "synthetic":
+        from .data.prepare import SYNTHETIC_DEFAULTS
+
+        num = data.get("num_images")
+        return SYNTHETIC_DEFAULTS["num_images"] if num is None else num
+    return isic_images(data)
+
+
+def isic_images(data: dict) -> int:
+    """Count the ISIC images (a folder listing, no decoding) and check the limit against it."""
+    from .data.isic import IMAGE_NAME, find_files
+    from .data.store import DatasetError
+
+    for key in ("images_dir", "masks_dir"):
+        if not Path(data[key]).is_dir():
+            raise ConfigError(f"config key data.{key}: folder {data[key]} not found")
+    try:
+        count = len(find_files(data["images_dir"], IMAGE_NAME, "images"))
+    except DatasetError as err:
+        raise ConfigError(f"config key data.images_dir: {err}") from None
+    if count == 0:
+        raise ConfigError(f"config key data.images_dir: no ISIC_<id>.jpg images in {data['images_dir']}")
+    limit = data.get("num_images")
+    if limit is not None and limit > count:
+        raise ConfigError(
+            f"config key data.num_images: {limit} images asked for, but data.images_dir "
+            f"({data['images_dir']}) holds {count}; use null for all of them"
+        )
+    return count if limit is None else limit
+
+
+def _arch_key(config: dict, arch: str, key: str) -> str:
+    """The dotted key an arch's value comes from: its own, the shared `model`, or the default."""
+    if key in config["archs"][arch]:
+        return f"archs.{arch}.{key}"
+    return f"model.{key}" if key in config.get("model", {}) else f"model.{key} (default)"
+
+
+def check_models_fit_images(config: dict) -> None:
+    """Every arch takes RGB images of data.size: channels, and depth 2x poolings."""
+    size = config["data"]["size"]
+    for arch in config["archs"]:
+        spec = arch_spec(config, arch)
+        if spec["in_channels"] != IMAGE_CHANNELS:
+            raise ConfigError(
+                f"config key {_arch_key(config, arch, 'in_channels')}: arch {arch} takes "
+                f"{spec['in_channels']} input channels, but the images are RGB ({IMAGE_CHANNELS})"
+            )
+        depth = spec["depth"]
+        if size % 2**depth:
+            raise ConfigError(
+                f"config key {_arch_key(config, arch, 'depth')}: arch {arch} has depth {depth}, which "
+                f"needs data.size divisible by 2^{depth} = {2**depth} (got {size}): each level halves "
+                "the image and the up-sampling path must give back exactly the skip's size"
+            )
+
+
+def check_evaluation_subset(config: dict, images: int) -> None:
+    subset = config["landscape"]["evaluation"]["subset"]
+    if subset is not None and subset > images:
+        raise ConfigError(
+            f"config key landscape.evaluation.subset: {subset} evaluation images asked for, but "
+            f"the data set has {images}; use at most {images}, or null for all"
+        )
+
+
+def main(argv: list[str]) -> int:
+    """Check each config file as the workflow does: strict YAML, schema, these constraints."""
+    from .config import validate_config
+    from .strict_yaml import YamlError, load_yaml_file
+
+    schema = Path(__file__).resolve().parents[2] / "config" / "schema" / "config.schema.yaml"
+    failed = 0
+    for path in argv:
+        try:
+            validate_config(load_yaml_file(path), schema)
+        except (YamlError, ConfigError) as err:
+            print(f"{path}: {err}" if isinstance(err, ConfigError) else err, file=sys.stderr)
+            failed = 1
+        else:
+            print(f"{path}: ok")
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
