@@ -38,11 +38,15 @@ STUDIES = list(config["studies"])
 # configured is reported as not tested.
 FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips")
 DATASET = config["data"]["name"]
+SURFACE_CHUNKS = config["landscape"]["plane"]["chunks"]
 RUN_DIR = "results/runs/{arch}/{optim}/noise{noise}/seed{seed}"
 RUN_LOG = "{arch}/{optim}/noise{noise}/seed{seed}"
 LANDSCAPE_DIR = "results/landscape/{arch}/{optim}/noise{noise}/seed{seed}"
 # The same pattern with its wildcards escaped, for gather.NAME(), which formats its argument.
 LANDSCAPE_DIR_ESC = LANDSCAPE_DIR.replace("{", "{{").replace("}", "}}")
+SURFACE_IN_PLANE_JOB = (
+    {"surface": f"{LANDSCAPE_DIR}/random/surface.h5"} if SURFACE_CHUNKS == 1 else {}
+)
 # Resources of the jobs that run models: one GPU when the config's device may be one, of
 # the kind the Slurm profile names (see unetscape/cluster.py).
 GPU_JOB = gpu_resources(config)

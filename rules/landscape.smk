@@ -12,9 +12,11 @@ rule random_plane:
         data=get_dataset(),
         code=code("random_plane.py"),
     output:
+        **SURFACE_IN_PLANE_JOB,
         directions=f"{LANDSCAPE_DIR}/random/directions.h5",
         line=f"{LANDSCAPE_DIR}/random/line.h5",
         line_directions=f"{LANDSCAPE_DIR}/random/line_directions.h5",
+        # With one chunk the surface is evaluated in this job too: no chunk and merge jobs.
     log:
         f"results/logs/random_plane/{RUN_LOG}.log",
     benchmark:
@@ -34,45 +36,50 @@ rule random_plane:
         "../scripts/random_plane.py"
 
 
-rule surface_chunk:
-    input:
-        checkpoints=f"{RUN_DIR}/checkpoints",
-        outcome=f"{RUN_DIR}/outcome.json",
-        directions=f"{LANDSCAPE_DIR}/random/directions.h5",
-        data=get_dataset(),
-        code=code("surface_chunk.py"),
-    output:
-        temp(f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5"),
-    log:
-        f"results/logs/surface_chunk/{RUN_LOG}/{{scatteritem}}.log",
-    benchmark:
-        f"results/benchmarks/surface_chunk/{RUN_LOG}/{{scatteritem}}.tsv"
-    conda:
-        "../envs/unetscape.yaml"
-    threads: config["threads"]
-    resources:
-        **GPU_JOB,
-    params:
-        evaluation=config["landscape"]["evaluation"],
-        noise=get_run_noise,
-        device=config["device"],
-    script:
-        "../scripts/surface_chunk.py"
+# A surface in several chunks: each chunk its own job (a cluster spreads them over GPUs), then
+# one merge.
+if SURFACE_CHUNKS > 1:
 
+    rule surface_chunk:
+        input:
+            checkpoints=f"{RUN_DIR}/checkpoints",
+            outcome=f"{RUN_DIR}/outcome.json",
+            directions=f"{LANDSCAPE_DIR}/random/directions.h5",
+            data=get_dataset(),
+            code=code("surface_chunk.py"),
+        output:
+            temp(f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5"),
+        log:
+            f"results/logs/surface_chunk/{RUN_LOG}/{{scatteritem}}.log",
+        benchmark:
+            f"results/benchmarks/surface_chunk/{RUN_LOG}/{{scatteritem}}.tsv"
+        conda:
+            "../envs/unetscape.yaml"
+        threads: config["threads"]
+        resources:
+            **GPU_JOB,
+        params:
+            evaluation=config["landscape"]["evaluation"],
+            noise=get_run_noise,
+            device=config["device"],
+        script:
+            "../scripts/surface_chunk.py"
 
-rule merge_surface:
-    input:
-        chunks=gather.surface(f"{LANDSCAPE_DIR_ESC}/random/chunks/{{scatteritem}}.h5"),
-        code=code("merge_surface.py"),
-    output:
-        f"{LANDSCAPE_DIR}/random/surface.h5",
-    log:
-        f"results/logs/merge_surface/{RUN_LOG}.log",
-    localrule: True
-    conda:
-        "../envs/unetscape.yaml"
-    script:
-        "../scripts/merge_surface.py"
+    rule merge_surface:
+        input:
+            chunks=gather.surface(
+                f"{LANDSCAPE_DIR_ESC}/random/chunks/{{scatteritem}}.h5"
+            ),
+            code=code("merge_surface.py"),
+        output:
+            f"{LANDSCAPE_DIR}/random/surface.h5",
+        log:
+            f"results/logs/merge_surface/{RUN_LOG}.log",
+        localrule: True
+        conda:
+            "../envs/unetscape.yaml"
+        script:
+            "../scripts/merge_surface.py"
 
 
 rule training_path:

@@ -1,4 +1,5 @@
-"""Rule random_plane: the filter-normalised random plane of a run, and the 1-D line along its x direction."""
+"""Rule random_plane: the filter-normalised random plane of a run and the 1-D line along its x
+direction (and, for a surface of one chunk, the surface itself)."""
 
 from unetscape.landscape.jobs import random_plane_and_line
 from unetscape.rule_entry import log, run_rule, torch_job
@@ -19,6 +20,7 @@ def main(smk):
         smk.params.noise,
         device,
         log,
+        surface_out=smk.output.get("surface"),
     )
 
 

@@ -403,12 +403,21 @@ def training_path(checkpoint_dir, outcome_path, dataset_path, directions_out, su
 
 def random_plane_and_line(checkpoint_dir, outcome_path, dataset_path, directions_out, line_out, line_directions_out,
                           plane: dict, line_settings: dict, evaluation: dict, noise: float, device,
-                          log: Log = print) -> None:
+                          log: Log = print, surface_out=None) -> None:
     """The random plane's directions and the 1-D line along its x direction (with the x
-    direction alone in its own file), in one job."""
+    direction alone in its own file), in one job; with `surface_out` the whole surface too
+    (a surface of one chunk needs no chunk and merge jobs of its own)."""
     random_plane(checkpoint_dir, outcome_path, directions_out, plane, log)
     line(checkpoint_dir, outcome_path, directions_out, dataset_path, line_out, line_settings, evaluation, noise,
          device, log, directions_out=line_directions_out)
+    if surface_out is not None:
+        chunk_path = Path(str(surface_out) + ".chunk")
+        try:
+            surface_chunk(checkpoint_dir, outcome_path, directions_out, dataset_path, chunk_path, 0, 1, evaluation,
+                          noise, device, log=log)
+            merge_surface([chunk_path], surface_out, log)
+        finally:
+            chunk_path.unlink(missing_ok=True)
 
 
 def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log, label: dict,
