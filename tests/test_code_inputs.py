@@ -38,7 +38,7 @@ def test_static_closure_holds_every_module_the_script_really_imports(script):
 
 def test_every_rule_declares_the_code_of_its_own_script():
     rules = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    blocks = re.split(r"\n(?=rule \w+:)", rules)
+    blocks = re.split(r"\n(?=[ ]*rule \w+:)", rules)
     checked = 0
     for block in blocks:
         script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)

@@ -176,7 +176,7 @@ def rules_running(workdir: Path, module: str) -> set[str]:
     """The rules whose script imports `module` (a path under src/unetscape)."""
     rules = set()
     for smk in (workdir / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+        for block in re.split(r"\n(?=[ ]*rule \w+:)", smk.read_text()):
             script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
             if script and str(workdir / "src/unetscape" / module) in map(
                 str, script_modules(workdir / "scripts" / script.group(1), workdir / "src")
