@@ -52,7 +52,7 @@ def tiny_config() -> dict:
     config["optimizers"] = {"sgd": {"lr": 0.01, "momentum": 0.0}}
     config["training"].update(epochs=2, batch_size=4, eval_batch_size=8)
     config["landscape"]["evaluation"].update(subset=8, batch_size=8)
-    config["landscape"]["plane"].update(x=[-1, 1, 3], y=[-1, 1, 3], chunks=1)
+    config["landscape"]["plane"].update(x=[-1, 1, 3], y=[-1, 1, 3], chunks=2)
     config["landscape"]["line"]["x"] = [-1, 1, 3]
     config["landscape"]["interpolation"]["t"] = [0, 1, 2]
     config["landscape"]["trajectory"]["num"] = 2
@@ -107,7 +107,9 @@ CONFIG_CASES = {
     "t_without_0": (with_values(landscape__interpolation__t=[0.25, 1.5, 6]), "landscape.interpolation.t", "t = 0"),
     "t_without_1": (with_values(landscape__interpolation__t=[0, 1.5, 3]), "landscape.interpolation.t", "t = 1"),
     # values that need the data set or the model
-    "subset_too_large": (with_values(landscape__evaluation__subset=25), "landscape.evaluation.subset", "has 24"),
+    "subset_too_large": (with_values(landscape__evaluation__subset=33), "landscape.evaluation.subset", "has 32"),
+    "heldout_subset_too_large": (with_values(landscape__evaluation__heldout_subset=9),
+                                 "landscape.evaluation.heldout_subset", "data.heldout is 8"),
     "fewer_images_than_subset": (with_values(data__num_images=8), "landscape.evaluation.subset", "has 8"),
     "top_k_not_below_max_iter": (with_values(curvature__top_k=10), "curvature.top_k", "max_iter"),
     "too_deep_for_size": (with_values(model__depth=5), "model.depth", "divisible by 2^5"),
@@ -118,7 +120,7 @@ CONFIG_CASES = {
     # run grid
     "noise_ids_collide": (with_values(studies__noise__noise=[0, 0.1, 0.1000001]), "studies.noise.noise", "noise0.1"),
     "noise_ids_collide_across_studies": (
-        with_values(studies__seeds__noise=[0.1000001]), "studies.", "both give the run id"),
+        with_values(studies__skips__noise=[0.1000001]), "studies.", "both give the run id"),
     "too_few_checkpoints": (with_values(training__epochs=1), "training.save_every", "at least 3"),
     "sparse_checkpoints": (with_values(training__epochs=4, training__save_every=4), "training.save_every", "epochs [0, 4]"),
     "infinite_lr": (lambda c: c["optimizers"]["sgd"].update(lr=float("inf")), "optimizers.sgd.lr", "finite"),
@@ -210,7 +212,7 @@ SMOKE_TEXT = (REPO / "config" / "smoke.yaml").read_text()
 
 
 def duplicate_lr(text):
-    return text.replace("  sgd: {lr: 0.01, momentum: 0.0}\n", "  sgd:\n    lr: 0.01\n    momentum: 0.0\n    lr: 5.0\n")
+    return text.replace("  sgd: {lr: 0.05, momentum: 0.0}\n", "  sgd:\n    lr: 0.05\n    momentum: 0.0\n    lr: 5.0\n")
 
 
 YAML_CASES = {
@@ -218,8 +220,8 @@ YAML_CASES = {
     "duplicate_study": (lambda t: t + "  momentum:\n    archs: [simple]\n", "duplicate key 'momentum'"),
     "duplicate_top_level": (lambda t: t + "threads: 4\n", "duplicate key 'threads'"),
     "unclosed_list": (lambda t: t.replace("seeds: [0, 1]", "seeds: [0, 1"), "not valid YAML"),
-    "tab_indent": (lambda t: t.replace("  epochs: 2", "\tepochs: 2"), "not valid YAML"),
-    "bad_indent": (lambda t: t.replace("  batch_size: 8", "   batch_size: 8"), "not valid YAML"),
+    "tab_indent": (lambda t: t.replace("  epochs: 15", "\tepochs: 15"), "not valid YAML"),
+    "bad_indent": (lambda t: t.replace("  batch_size: 4", "   batch_size: 4"), "not valid YAML"),
 }
 
 
@@ -246,7 +248,7 @@ def test_duplicate_key_points_at_the_second_copy(tmp_path):
     text = duplicate_lr(SMOKE_TEXT)
     path.write_text(text)
     with pytest.raises(YamlError, match=rf":{line_of(text, 'lr: 5.0')}: duplicate key 'lr' "
-                                        rf"\(first defined at line {line_of(text, 'lr: 0.01', 0)}\)"):
+                                        rf"\(first defined at line {line_of(text, 'lr: 0.05', 0)}\)"):
         load_yaml_file(path)
 
 
@@ -618,8 +620,9 @@ def truncated_directions(workdir: Path) -> str:
 
 
 REAL_JOB_CASES = {
-    "empty_checkpoint": (empty_checkpoint, "hessian", f"results/landscape/{RUN}/hessian.json", "is empty (0 bytes)"),
-    "truncated_directions": (truncated_directions, "line_1d", f"results/landscape/{RUN}/random/line.h5", "OSError"),
+    "empty_checkpoint": (empty_checkpoint, "flatness", f"results/landscape/{RUN}/hessian.json", "is empty (0 bytes)"),
+    "truncated_directions": (truncated_directions, "surface_chunk", f"results/landscape/{RUN}/random/chunks/1-of-2.h5",
+                             "OSError"),
 }
 
 
@@ -652,7 +655,7 @@ def test_damaged_intermediate_file_fails_its_job_naming_it(trained, tmp_path, da
 def test_interrupted_run_recovers_with_unlock_and_no_other_flag(tmp_path):
     workdir = copy_workflow(tmp_path)
     config = tiny_config()
-    config["training"]["epochs"] = 12  # long enough to be killed while training
+    config["training"].update(epochs=12, stop_on_plateau=False)  # long enough to be killed while training
     write_config(workdir / "long.yaml", config)
     history = f"results/runs/{RUN}/history.csv"
     checkpoints = workdir / f"results/runs/{RUN}/checkpoints"

@@ -255,6 +255,15 @@ def check_evaluation_subset(config: dict, images: int) -> None:
             f"config key landscape.evaluation.subset: {subset} evaluation images asked for, but "
             f"the data set has {images}; use at most {images}, or null for all"
         )
+    # The synthetic held-out part's size is in the config; an ISIC one is only known once read.
+    held = config["landscape"]["evaluation"].get("heldout_subset")
+    if config["data"]["source"] == "synthetic" and held:
+        available = config["data"].get("heldout") or 0
+        if held > available:
+            raise ConfigError(
+                f"config key landscape.evaluation.heldout_subset: {held} held-out images asked for, but "
+                f"data.heldout is {available}; use at most {available}, 0 for none, or null for all"
+            )
 
 
 def main(argv: list[str]) -> int:
