@@ -4,6 +4,7 @@ modules they import."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -249,9 +250,25 @@ def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log
     log(f"no trajectory: {reason}")
 
 
+def _evaluation_indices(description: dict) -> list[int]:
+    """The dataset indices of an evaluation set, rebuilt from its description (the same
+    draw as `evaluation_set`) and checked against the description's indices_sha256."""
+    n, subset = description["dataset_size"], description["subset"]
+    if subset is None:
+        indices = np.arange(n)
+    else:
+        indices = np.sort(np.random.default_rng(description["subset_seed"]).choice(n, size=subset, replace=False))
+    if hashlib.sha256(indices.astype("<i8").tobytes()).hexdigest() != description["indices_sha256"]:
+        raise RuntimeError("the evaluation indices rebuilt from the subset seed do not match indices_sha256")
+    return indices.tolist()
+
+
 def hessian(checkpoint_dir, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
             log: Log = print) -> None:
-    """Curvature of the whole-set Dice loss at the final weights, as JSON (NaN written as null)."""
+    """Curvature of the whole-set Dice loss at the final weights, as JSON (NaN written as null).
+
+    The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
+    the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
     from ..curvature import curvature_summary
 
     path = final_checkpoint(checkpoint_dir)
@@ -261,12 +278,14 @@ def hessian(checkpoint_dir, dataset_path, out, settings: dict, evaluation: dict,
         "k": settings["top_k"],
         "tol": settings["tol"],
         "max_iter": settings["max_iter"],
+        "which": settings["which"],
         "trace_samples": settings["trace_samples"],
         "seed": settings["seed"],
         "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
     summary = curvature_summary(model, x, y, curvature, log=log)
-    summary.update(checkpoint_attrs(path), eval_set=description, device=str(device), unetscape_version=__version__)
+    summary.update(checkpoint_attrs(path), eval_set=description, eval_indices=_evaluation_indices(description),
+                   device=str(device), unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
 
