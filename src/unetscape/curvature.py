@@ -478,6 +478,8 @@ def lanczos_extremes(
         skipped = _skipped(check, found, k_top, k_bottom, which, tol * s)
         if not skipped:
             verified = True
+            if log is not None:
+                log(f"lanczos check {len(checks)}: no eigenvalue beyond the reported ones")
             break
         for i in skipped:
             # The Ritz value is y^T H y already (y is orthogonal to the found vectors); the
