@@ -330,7 +330,8 @@ def test_curvature_summary_is_json_ready_and_consistent():
     samples = np.array(summary["trace_samples_values"])
     assert len(samples) == 6
     assert summary["trace"] == pytest.approx(samples.sum() / 6, rel=1e-12)
-    assert summary["trace_se"] == pytest.approx(math.sqrt(((samples - samples.mean()) ** 2).sum() / 5 / 6), rel=1e-12)
+    variance = ((samples - samples.mean()) ** 2).sum() / 5
+    assert summary["trace_se"] == pytest.approx(math.sqrt(variance / 6), rel=1e-12)
     assert summary["lanczos_verified"] or not summary["lanczos_converged"]  # converged means checked
     assert summary["lanczos_converged"] or summary["lanczos_steps"] == 40  # or max_iter ran out
     assert summary["lanczos_steps"] >= sum(check["steps"] for check in summary["lanczos_checks"])
@@ -428,18 +429,21 @@ def test_synthetic_top_eigenvalues_match_arpack_and_the_exact_spectrum(spectrum,
         assert float((a @ vector - value * vector).norm()) <= 1e-4 * np.abs(spectrum).max() * 1.01
 
 
-@pytest.mark.parametrize("spectrum, k, which, missed", [(CLUSTERED, 5, "algebraic", 8.0), (NEGATIVE, 5, "magnitude", -6.0)])
+@pytest.mark.parametrize(
+    "spectrum, k, which, missed", [(CLUSTERED, 5, "algebraic", 8.0), (NEGATIVE, 5, "magnitude", -6.0)]
+)
 def test_a_repeated_eigenvalue_is_found_twice(spectrum, k, which, missed):
     # A single Krylov space holds one vector per distinct eigenvalue: plain Lanczos (the old
     # criterion, verify=False) sees the repeated eigenvalue once, reports the next one in its
     # place, and its residual test calls that converged.
     hessian = quadratic_hessian(spectrum)
     exact = exact_top(spectrum, k, which)
-    plain = lanczos_extremes(hessian, k_top=k, k_bottom=1, which=which, tol=1e-4, max_iter=300, seed=0, verify=False)
+    options = {"k_top": k, "k_bottom": 1, "which": which, "tol": 1e-4, "max_iter": 300, "seed": 0}
+    plain = lanczos_extremes(hessian, **options, verify=False)
     assert plain["converged"]
     assert sum(abs(v - missed) < 1e-3 for v in plain["top"]) == 1
     assert np.abs(np.array(plain["top"]) - exact).max() > 0.4
-    checked = lanczos_extremes(hessian, k_top=k, k_bottom=1, which=which, tol=1e-4, max_iter=300, seed=0)
+    checked = lanczos_extremes(hessian, **options)
     assert checked["converged"] and checked["verified"]
     assert_top_matches(checked["top"], exact, spectrum.max())
     # The first check found the second copy, the next one found nothing.
@@ -530,7 +534,9 @@ def test_hessian_job_records_the_order_the_samples_and_the_evaluation_indices(tm
     settings = {"top_k": 2, "which": "magnitude", "tol": 1e-3, "max_iter": 120, "trace_samples": 3, "seed": 2}
     evaluation = {"subset": 6, "seed": 5, "batch_size": 4, "noise": "train"}
     out = tmp_path / "hessian.json"
-    hessian_job(tmp_path / "checkpoints", tmp_path / "data.npz", out, settings, evaluation, 0.0, "cpu", log=lambda line: None)
+    hessian_job(
+        tmp_path / "checkpoints", tmp_path / "data.npz", out, settings, evaluation, 0.0, "cpu", log=lambda line: None
+    )
     result = json.loads(out.read_text())
     assert result["settings"]["which"] == "magnitude"
     assert result["eigenvalue_order"].startswith("magnitude: ")
@@ -548,4 +554,5 @@ def test_hessian_job_records_the_order_the_samples_and_the_evaluation_indices(tm
     y = torch.from_numpy(masks[indices]).float()[:, None]
     rebuilt = LossHessian(model.eval(), x, y)
     assert rebuilt.loss() == pytest.approx(result["loss"], rel=1e-6)
-    assert hutchinson_samples(rebuilt, samples=3, seed=2) == pytest.approx(result["trace_samples_values"], rel=1e-6)
+    samples = hutchinson_samples(rebuilt, samples=3, seed=2)
+    assert samples == pytest.approx(result["trace_samples_values"], rel=1e-6)

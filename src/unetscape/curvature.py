@@ -15,30 +15,29 @@ non-convexity ratio |lambda_min / lambda_max| that Li et al. (2018) map over the
 
 Why a check, and why this one. A small Ritz residual ||H y - theta y|| proves that theta is
 near *an* eigenvalue, never that none was skipped: a single-vector Krylov space holds one
-vector per distinct eigenvalue, so an exactly repeated eigenvalue is seen once, a near-repeated
-one (a cluster tighter than the tolerance) is seen as one converged Ritz value, and an
-eigenvector nearly orthogonal to the start vector appears only after many steps. All three let
-the k-th reported value be the (k+1)-th eigenvalue with every residual small. So convergence
-is decided in two stages (`lanczos_extremes`):
+vector per distinct eigenvalue, so an exactly repeated eigenvalue is seen once, a cluster
+tighter than the tolerance is seen as one converged Ritz value, and an eigenvector nearly
+orthogonal to the start vector appears only after many steps. Each lets the k-th reported
+value be the (k+1)-th eigenvalue with every residual small. So `lanczos_extremes` decides
+convergence in two stages:
   1. Lanczos from a seeded Gaussian vector until every wanted Ritz pair has a small residual.
-  2. A check: a fresh seeded Gaussian vector, orthogonalised against every eigenvector found
-     so far, starts a Lanczos run on the Hessian deflated by those vectors, run until its own
-     extreme Ritz pairs converge. If the found vectors held every eigenvalue beyond the
-     reported range, the deflated spectrum lies inside it; an eigenvalue of the deflated
-     Hessian beyond the k-th reported one (by the chosen order, by more than the tolerance)
-     is one the first run skipped. It is inserted, and the check repeats until it finds
-     nothing. Only then is the result `converged`.
-The check handles every cause above: a repeated eigenvalue's second copy survives the
-deflation and is the deflated Hessian's extreme, so the check finds one more copy per round;
-a missed eigenvector gets a second, independent random start. Its price is a second Lanczos
-run on an operator whose extremes are the (k+1)-th eigenvalues, usually fewer steps than the
-first. The alternatives cost more or guarantee less: block Lanczos with block size b sees a
-multiplicity of at most b and converges more slowly per product at equal block count (its
-Krylov degree is steps / b); waiting until the k-th Ritz value stops moving is defeated by
-exactly the clusters above (it does not move); implicit restarts (ARPACK) keep 2k + 1 vectors
-per cycle and need many more products for the same k. No Krylov method can prove that nothing
-was skipped (a vector the random starts are orthogonal to is invisible); with the check,
-missing an eigenvalue needs two independent seeded starts both nearly orthogonal to it.
+  2. A check: Lanczos from a fresh seeded Gaussian vector on the Hessian deflated by every
+     eigenvector found so far (the run kept orthogonal to them), until its own extreme Ritz
+     pairs converge to the same tolerance. If nothing was skipped, the deflated spectrum
+     lies within the reported range (to the tolerance); an extreme beyond the k-th reported
+     value (by the chosen order) or below the smallest is an eigenvalue stage 1 skipped. It
+     is inserted and the check repeats, until a check finds nothing: only then `converged`.
+The check meets each cause: the second copy of a repeated eigenvalue, or the rest of a
+cluster, survives the deflation as an extreme of the deflated Hessian, so each round finds
+one more; an eigenvector the first start missed gets a second, independent start. Missing an
+eigenvalue then takes two independent seeded starts both nearly orthogonal to it (no Krylov
+method can rule that out: a direction every start is orthogonal to is invisible). The price is a
+second Lanczos run, to the same tolerance, whose extremes are the next eigenvalues inward.
+The alternatives guarantee less: block Lanczos with block size b sees a multiplicity of at
+most b, and per product its Krylov degree is 1/b of single-vector Lanczos, so isolated
+extremes converge more slowly; waiting until the k-th Ritz value stops moving is fooled by
+the clusters above (it does not move); ARPACK's implicit restarts are single-vector Krylov
+too, and with their default basis miss the repeated eigenvalue of the tests just the same.
 
 "Top" is chosen by `which`: "algebraic" (default) orders eigenvalues by value, largest
 first, as the surfaces' curvature is read at a minimum; "magnitude" orders by |value|, the
@@ -222,7 +221,8 @@ class _Lanczos:
         self.free = self.dim - (0 if self.locked is None else len(self.locked))  # dimension of the complement
         # Grown on demand up to max_steps rows: the basis is the memory cost (8 bytes x dim x steps).
         self.max_steps = min(max_steps, self.free)
-        self.basis = torch.empty(max(1, min(16, self.max_steps)), self.dim, dtype=torch.float64, device=self.device)
+        rows = max(1, min(16, self.max_steps))
+        self.basis = torch.empty(rows, self.dim, dtype=torch.float64, device=self.device)
         self.alphas: list[float] = []
         self.betas: list[float] = []  # betas[j] couples basis[j] and basis[j + 1]
         start = self._orthogonalise(start, 0)
@@ -493,7 +493,8 @@ def lanczos_extremes(
             if scale is None:
                 s = max(s, abs(value))
         if log is not None:
-            log(f"lanczos check {len(checks)}: found skipped eigenvalue(s) {np.round(record['found'], 6).tolist()}")
+            found_now = np.round(record["found"], 6).tolist()
+            log(f"lanczos check {len(checks)}: found skipped eigenvalue(s) {found_now}")
     top, bottom = found.top(k_top, which), found.bottom(k_bottom)
     reported = np.concatenate([top, bottom]).astype(int)
     within = bool(np.all(found.residuals[reported] <= tol * s))
