@@ -23,16 +23,18 @@ convergence in two stages:
   1. Lanczos from a seeded Gaussian vector until every wanted Ritz pair has a small residual.
   2. A check: Lanczos from a fresh seeded Gaussian vector on the Hessian deflated by every
      eigenvector found so far (the run kept orthogonal to them), until its own extreme Ritz
-     pairs converge to the same tolerance. If nothing was skipped, the deflated spectrum
-     lies within the reported range (to the tolerance); an extreme beyond the k-th reported
-     value (by the chosen order) or below the smallest is an eigenvalue stage 1 skipped. It
-     is inserted and the check repeats, until a check finds nothing: only then `converged`.
+     pairs converge, relative to its own Ritz values. If nothing was skipped, the deflated
+     spectrum lies within the reported range (to the tolerance); an extreme beyond the k-th
+     reported value (by the chosen order) or below the smallest is an eigenvalue stage 1
+     skipped. It is inserted and the check repeats, until a check finds nothing: only then
+     is the result `converged`.
 The check meets each cause: the second copy of a repeated eigenvalue, or the rest of a
 cluster, survives the deflation as an extreme of the deflated Hessian, so each round finds
 one more; an eigenvector the first start missed gets a second, independent start. Missing an
 eigenvalue then takes two independent seeded starts both nearly orthogonal to it (no Krylov
 method can rule that out: a direction every start is orthogonal to is invisible). The price is a
-second Lanczos run, to the same tolerance, whose extremes are the next eigenvalues inward.
+second Lanczos run, whose extremes are the next eigenvalues inward, to the same relative
+tolerance as the first (so to a finer absolute one when the rest of the spectrum is small).
 The alternatives guarantee less: block Lanczos with block size b sees a multiplicity of at
 most b, and per product its Krylov degree is 1/b of single-vector Lanczos, so isolated
 extremes converge more slowly; waiting until the k-th Ritz value stops moving is fooled by
@@ -333,7 +335,10 @@ def _lanczos_run(
         lanczos.step()
         theta, S, residuals = lanczos.ritz()
         top, bottom, needed = _wanted(theta, k_top, k_bottom, which)
-        s = scale if scale is not None else float(np.abs(theta).max())
+        # Never more than the run's own largest Ritz magnitude: a run whose Ritz values have
+        # not yet grown to the given scale has not explored the operator, however small its
+        # residuals look against that scale (a random vector is "converged" if H is small on it).
+        s = float(np.abs(theta).max()) if scale is None else min(scale, float(np.abs(theta).max()))
         enough = len(top) == k_top and len(bottom) == k_bottom
         converged = lanczos.exhausted or (enough and bool(np.all(residuals[needed] <= tol * s)))
         if log is not None and (lanczos.steps % log_every == 0 or converged):
@@ -417,14 +422,17 @@ def lanczos_extremes(
     """The k_top largest (by `which`) and k_bottom smallest eigenpairs of `hessian`, checked.
 
     Stage 1: Lanczos until every wanted Ritz pair (theta, y) has residual ||H y - theta y||
-    <= tol * s, with s = `scale` if given, else the largest Ritz magnitude (an estimate of ||H||
-    = max |lambda|). For a symmetric H some eigenvalue then lies within tol * s of theta (within
-    residual^2 / gap when it is isolated), so the tolerance is relative to the spectral norm:
-    eigenvalues near zero are not chased to a relative accuracy they cannot have.
+    <= tol * s, with s the run's largest Ritz magnitude (an estimate of ||H|| = max |lambda|),
+    capped by `scale` if given. For a symmetric H some eigenvalue then lies within tol * s of
+    theta (within residual^2 / gap when it is isolated), so the tolerance is relative to the
+    spectral norm: eigenvalues near zero are not chased to a relative accuracy they cannot have.
 
     Stage 2 (`verify`, see the module docstring): Lanczos from a fresh seeded vector on the
-    Hessian deflated by every pair found, until its extremes converge to the same tolerance.
-    An extreme beyond the reported range by more than tol * s is an eigenvalue stage 1 skipped:
+    Hessian deflated by every pair found, until its extremes converge by the same rule, with
+    its own Ritz magnitudes as the scale (capped by stage 1's s): judged against stage 1's s,
+    a deflated Hessian that is small next to lambda_max would look converged on its first,
+    random vector, before any skipped eigenvalue could show. An extreme beyond the reported
+    range by more than tol * s (stage 1's s) is an eigenvalue stage 1 skipped:
     its Rayleigh quotient and true residual are measured (one more product), it joins the
     found pairs (the k-th reported one moves down), and the check repeats. `converged` is true
     only when every reported residual is within tolerance and (with `verify`) a check found
