@@ -323,8 +323,8 @@ def _lanczos_run(
 ) -> dict:
     """One Lanczos run from a fresh seeded start until its wanted Ritz pairs have small residuals.
 
-    Converged when every pair in `needed` has residual <= tol * s (s = `scale`, else the
-    largest Ritz magnitude), or when the basis spans the whole (deflated) space. Returns the
+    Converged when every pair in `needed` has residual <= tol * s (s = the largest Ritz
+    magnitude, capped by `scale`), or when the basis spans the whole (deflated) space. Returns the
     Ritz values (ascending), residuals, the index sets, the needed pairs' vectors (rows, in
     `needed` order), steps and whether it converged.
     """
