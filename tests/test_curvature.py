@@ -5,20 +5,28 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
 from unetscape.curvature import (
+    ORDERS,
     LossHessian,
     curvature_summary,
     eigenvalue_density,
+    hutchinson_samples,
     hutchinson_trace,
+    lanczos_extremes,
     lambda_min,
     nonconvexity,
     resolve_curvature_settings,
     top_eigenvalues,
+    trace_estimate,
 )
-from unetscape.models import build_model
+from unetscape.landscape.jobs import hessian as hessian_job
+from unetscape.models import build_model, save_checkpoint
+
+from job_data import write_random_dataset
 
 # torch.func's forward-mode AD (the dense reference Hessian) warns from inside torch.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -87,8 +95,11 @@ def test_quadratic_top_eigenvalues_and_lambda_min(quadratic):
     for value, vector in zip(values, vectors):
         assert float(vector.norm()) == pytest.approx(1.0, abs=1e-10)
         torch.testing.assert_close(torch.from_numpy(a) @ vector, value * vector, rtol=0, atol=1e-6)
-    # Lanczos needs far fewer products than the dimension for well separated extremes.
-    assert info["hvp_calls"] == info["steps"] < hessian.dim
+    # Lanczos needs far fewer products than the dimension for well separated extremes; the
+    # check (a second run on the deflated Hessian) found nothing and inserted nothing.
+    assert info["verified"] and [check["found"] for check in info["checks"]] == [[]]
+    assert info["steps"] - info["checks"][0]["steps"] < hessian.dim
+    assert info["hvp_calls"] == info["steps"]
 
     smallest, vector, info = lambda_min(hessian, lambda_max=values[0], tol=1e-9, seed=0)
     assert info["converged"]
@@ -118,6 +129,18 @@ def test_hutchinson_trace_of_quadratic(quadratic):
     assert many_se < few_se / 2.5
     expected_se = math.sqrt(2 * (np.sum(a**2) - np.sum(np.diag(a) ** 2)) / 400)
     assert many_se == pytest.approx(expected_se, rel=0.2)
+
+
+def test_hutchinson_samples_are_z_h_z_in_draw_order(quadratic):
+    _, a, hessian = quadratic
+    values = hutchinson_samples(hessian, samples=5, seed=9)
+    # The documented draw: one seeded CPU generator, int8 {0, 1} -> {-1, +1}, one vector per sample.
+    generator = torch.Generator().manual_seed(9)
+    for value in values:
+        z = (torch.randint(0, 2, (hessian.dim,), generator=generator, dtype=torch.int8) * 2 - 1).double().numpy()
+        assert value == pytest.approx(float(z @ a @ z), rel=1e-12)
+    assert trace_estimate(values) == pytest.approx(hutchinson_trace(hessian, samples=5, seed=9), rel=1e-12)
+    assert values[:3] == hutchinson_samples(hessian, samples=3, seed=9)  # a prefix: more samples extend it
 
 
 def test_hutchinson_is_exact_for_a_diagonal_hessian():
@@ -296,17 +319,30 @@ def test_curvature_summary_is_json_ready_and_consistent():
     assert summary["nonconvexity"] == pytest.approx(
         nonconvexity(summary["lambda_min"], summary["top_eigenvalues"][0])
     )
+    assert summary["settings"]["which"] == "algebraic"
+    assert summary["eigenvalue_order"].startswith("algebraic: ")
     hessian = LossHessian(model, x, y, batch_size=3)
     assert summary["loss"] == pytest.approx(hessian.loss(), rel=1e-6)
     assert (summary["trace"], summary["trace_se"]) == pytest.approx(
         hutchinson_trace(hessian, samples=6, seed=1)
     )
-    assert summary["hvp_calls"] == summary["lanczos_steps"] + 6 + 8
+    # trace and trace_se are the mean and standard error of the raw samples, in draw order.
+    samples = np.array(summary["trace_samples_values"])
+    assert len(samples) == 6
+    assert summary["trace"] == pytest.approx(samples.sum() / 6, rel=1e-12)
+    variance = ((samples - samples.mean()) ** 2).sum() / 5
+    assert summary["trace_se"] == pytest.approx(math.sqrt(variance / 6), rel=1e-12)
+    assert summary["lanczos_verified"] or not summary["lanczos_converged"]  # converged means checked
+    assert summary["lanczos_converged"] or summary["lanczos_steps"] == 40  # or max_iter ran out
+    assert summary["lanczos_steps"] >= sum(check["steps"] for check in summary["lanczos_checks"])
+    assert summary["hvp_calls"] == summary["lanczos_hvp_calls"] + 6 + 8
     assert len(summary["density"]["grid"]) == 32
     assert any(line.startswith("lanczos step") for line in lines)
     assert any(line.startswith("hutchinson sample") for line in lines)
     with pytest.raises(ValueError, match="unknown curvature settings"):
         resolve_curvature_settings({"samples": 3})
+    with pytest.raises(ValueError, match="curvature which must be one of"):
+        resolve_curvature_settings({"which": "largest"})
 
 
 def test_curvature_summary_of_a_diverged_model_is_a_result():
@@ -317,6 +353,8 @@ def test_curvature_summary_of_a_diverged_model_is_a_result():
     json.dumps(summary, allow_nan=False)
     assert summary["finite"] is False
     assert summary["top_eigenvalues"] is None and summary["trace"] is None and summary["hvp_calls"] == 0
+    assert summary["trace_samples_values"] is None and summary["lanczos_converged"] is None
+    assert summary["eigenvalue_order"].startswith("algebraic: ")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -332,3 +370,225 @@ def test_cuda_matches_cpu():
     assert hutchinson_trace(cuda, samples=3, seed=0) == pytest.approx(
         hutchinson_trace(cpu, samples=3, seed=0)
     )
+
+
+# ---- the checked Lanczos solver against ARPACK -----------------------------------------------
+
+
+def arpack_top(hessian, k: int, which: str, ncv: int | None = None) -> np.ndarray:
+    """The k top eigenvalues by `which` from scipy's ARPACK, on the same Hessian-vector product."""
+    operator = LinearOperator(
+        (hessian.dim, hessian.dim),
+        matvec=lambda v: hessian.hvp(torch.from_numpy(np.asarray(v, dtype=np.float64).reshape(-1))).numpy(),
+        dtype=np.float64,
+    )
+    start = np.random.default_rng(0).standard_normal(hessian.dim)
+    mode = {"algebraic": "LA", "magnitude": "LM"}[which]
+    values = eigsh(operator, k=k, which=mode, tol=1e-12, ncv=ncv, v0=start, return_eigenvectors=False)
+    return values[np.argsort(-(np.abs(values) if which == "magnitude" else values), kind="stable")]
+
+
+def exact_top(eigenvalues: np.ndarray, k: int, which: str) -> np.ndarray:
+    key = np.abs(eigenvalues) if which == "magnitude" else eigenvalues
+    return eigenvalues[np.argsort(-key, kind="stable")][:k]
+
+
+def assert_top_matches(values, reference, lambda_max: float) -> None:
+    np.testing.assert_allclose(values, reference, rtol=0, atol=1e-3 * abs(lambda_max))
+
+
+def quadratic_hessian(eigenvalues: np.ndarray, seed: int = 0) -> LossHessian:
+    module = Quadratic(symmetric_matrix(eigenvalues, seed))
+    return LossHessian.from_function(list(module.parameters()), module)
+
+
+# Top eigenvalues 10, 9.997, 9.994 (within 1e-3 of each other, relative), then 8 twice
+# (exactly repeated), and negative ones whose magnitude exceeds the top ones.
+CLUSTERED = np.array([10.0, 9.997, 9.994, 8.0, 8.0, 7.5, -11.0, -10.5] + list(np.linspace(-2.0, 4.0, 52)))
+# Positive top 5, 4, 3.5 below negative eigenvalues -9, -7, -6, -6 in magnitude (-6 repeated).
+NEGATIVE = np.array([5.0, 4.0, 3.5, -9.0, -7.0, -6.0, -6.0] + list(np.linspace(-1.0, 2.0, 33)))
+
+
+@pytest.mark.parametrize("which", ORDERS)
+@pytest.mark.parametrize("spectrum, k", [(CLUSTERED, 3), (CLUSTERED, 5), (NEGATIVE, 3), (NEGATIVE, 5)])
+def test_synthetic_top_eigenvalues_match_arpack_and_the_exact_spectrum(spectrum, k, which):
+    hessian = quadratic_hessian(spectrum)
+    exact = exact_top(spectrum, k, which)
+    # ARPACK is a single-vector Krylov method too: with its default basis size it reports 7.5
+    # for CLUSTERED's repeated 8; a basis of half the dimension lets rounding reveal the copy.
+    reference = arpack_top(hessian, k, which, ncv=hessian.dim // 2)
+    assert_top_matches(reference, exact, spectrum.max())
+    result = lanczos_extremes(hessian, k_top=k, k_bottom=1, which=which, tol=1e-4, max_iter=300, seed=0)
+    assert result["converged"] and result["verified"]
+    assert_top_matches(result["top"], reference, spectrum.max())
+    assert result["largest"] == pytest.approx(spectrum.max(), abs=1e-3 * spectrum.max())
+    assert result["bottom"][0] == pytest.approx(spectrum.min(), abs=1e-3 * spectrum.max())
+    # Every reported pair is an eigenpair to the tolerance, measured against H itself.
+    a = torch.from_numpy(symmetric_matrix(spectrum))
+    for value, vector in zip(result["top"], result["top_vectors"]):
+        assert float((a @ vector - value * vector).norm()) <= 1e-4 * np.abs(spectrum).max() * 1.01
+
+
+@pytest.mark.parametrize(
+    "spectrum, k, which, missed", [(CLUSTERED, 5, "algebraic", 8.0), (NEGATIVE, 5, "magnitude", -6.0)]
+)
+def test_a_repeated_eigenvalue_is_found_twice(spectrum, k, which, missed):
+    # A single Krylov space holds one vector per distinct eigenvalue: plain Lanczos (the old
+    # criterion, verify=False) sees the repeated eigenvalue once, reports the next one in its
+    # place, and its residual test calls that converged.
+    hessian = quadratic_hessian(spectrum)
+    exact = exact_top(spectrum, k, which)
+    options = {"k_top": k, "k_bottom": 1, "which": which, "tol": 1e-4, "max_iter": 300, "seed": 0}
+    plain = lanczos_extremes(hessian, **options, verify=False)
+    assert plain["converged"]
+    assert sum(abs(v - missed) < 1e-3 for v in plain["top"]) == 1
+    assert np.abs(np.array(plain["top"]) - exact).max() > 0.4
+    checked = lanczos_extremes(hessian, **options)
+    assert checked["converged"] and checked["verified"]
+    assert_top_matches(checked["top"], exact, spectrum.max())
+    # The first check found the second copy, the next one found nothing.
+    assert [len(check["found"]) for check in checked["checks"]] == [1, 0]
+    assert checked["checks"][0]["found"][0] == pytest.approx(missed, abs=1e-6)
+    assert checked["hvp_calls"] == checked["steps"] + 1  # one product measured the inserted pair
+
+
+def test_an_eigenvector_orthogonal_to_the_start_vector_is_found():
+    # The start vector is the first Gaussian draw of the seeded generator. Give eigenvalue 8
+    # (the second largest) an eigenvector orthogonal to it: the Krylov space never contains
+    # that direction, beyond rounding, and plain Lanczos reports 6 as the second eigenvalue.
+    seed, rest = 4, np.array([9.0, 6.0, 5.5] + list(np.linspace(-2.0, 4.0, 36)))
+    dim = len(rest) + 1
+    start = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
+    columns = np.random.default_rng(1).standard_normal((dim, dim))
+    columns[:, 0] -= start * (start @ columns[:, 0]) / (start @ start)
+    q, _ = np.linalg.qr(columns)  # q[:, 0] is +-columns[:, 0] normalised: orthogonal to start
+    assert abs(q[:, 0] @ start) < 1e-12 * np.linalg.norm(start)
+    a = q @ np.diag(np.concatenate([[8.0], rest])) @ q.T
+    module = Quadratic((a + a.T) / 2)
+    hessian = LossHessian.from_function(list(module.parameters()), module)
+
+    plain = lanczos_extremes(hessian, k_top=3, tol=1e-4, max_iter=100, seed=seed, verify=False)
+    assert plain["converged"]
+    np.testing.assert_allclose(plain["top"], [9.0, 6.0, 5.5], atol=1e-3)
+    checked = lanczos_extremes(hessian, k_top=3, tol=1e-4, max_iter=100, seed=seed)
+    assert checked["converged"] and checked["verified"]
+    assert_top_matches(checked["top"], [9.0, 8.0, 6.0], 9.0)
+    assert_top_matches(checked["top"], arpack_top(hessian, 3, "algebraic"), 9.0)
+    assert checked["checks"][0]["found"] == [pytest.approx(8.0, abs=1e-6)]
+
+
+def test_the_check_is_not_fooled_by_a_deflated_hessian_small_on_its_start_vector():
+    # One outlier (100) and a tiny remainder: eigenvalue 0.8, orthogonal to the first start
+    # vector, is skipped by the first run (top 100, 0.5). The check starts from the second
+    # seeded draw; against the tolerance of the reported values (1e-3 x 100) its very first
+    # Ritz pair already has a small residual, because the deflated Hessian is small on almost
+    # every vector. A check judged on that scale would stop there and find nothing; judged on
+    # the scale of its own Ritz values it runs on and finds 0.8.
+    seed, rest = 3, np.array([100.0, 0.5, 0.45] + list(np.linspace(-0.04, 0.04, 196)))
+    dim = len(rest) + 1
+    generator = torch.Generator().manual_seed(seed)
+    start, second = (torch.randn(dim, generator=generator, dtype=torch.float64).numpy() for _ in range(2))
+    columns = np.random.default_rng(1).standard_normal((dim, dim))
+    columns[:, 0] -= start * (start @ columns[:, 0]) / (start @ start)
+    q, _ = np.linalg.qr(columns)  # q[:, 0], for 0.8, is orthogonal to the first start vector
+    a = q @ np.diag(np.concatenate([[0.8], rest])) @ q.T
+    module = Quadratic((a + a.T) / 2)
+    hessian = LossHessian.from_function(list(module.parameters()), module)
+    found = q[:, [1, 2]]  # the eigenvectors of 100 and 0.5
+    v = second - found @ (found.T @ second)
+    v /= np.linalg.norm(v)
+    hv = a @ v - found @ (found.T @ (a @ v))
+    assert np.linalg.norm(hv - (v @ hv) * v) < 1e-3 * 100
+
+    plain = lanczos_extremes(hessian, k_top=2, tol=1e-3, max_iter=200, seed=seed, verify=False)
+    np.testing.assert_allclose(plain["top"], [100.0, 0.5], atol=0.1)
+    checked = lanczos_extremes(hessian, k_top=2, tol=1e-3, max_iter=200, seed=seed)
+    assert checked["converged"] and checked["verified"]
+    assert_top_matches(checked["top"], [100.0, 0.8], 100.0)
+    assert checked["checks"][0]["steps"] > 1
+    assert checked["checks"][0]["found"] == [pytest.approx(0.8, abs=1e-4)]
+
+
+class SmallMLP(nn.Module):
+    """6 -> 8 -> 8 -> 1 tanh network in float64: a real, indefinite Hessian."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.net = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+        gen = torch.Generator().manual_seed(3)
+        self.x = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+        self.y = torch.randn(40, 1, generator=gen, dtype=torch.float64)
+
+    def forward(self) -> torch.Tensor:
+        return ((self.net(self.x) - self.y) ** 2).mean()
+
+
+def real_network(name: str) -> LossHessian:
+    if name == "mlp":
+        module = SmallMLP()
+        return LossHessian.from_function(list(module.net.parameters()), module)
+    model, x, y = tiny_problem(name)
+    return LossHessian(model, x, y, batch_size=4)
+
+
+@pytest.mark.parametrize("which", ORDERS)
+@pytest.mark.parametrize("network", ["mlp", "none", "batch"])
+def test_real_network_top_eigenvalues_match_arpack(network, which):
+    hessian = real_network(network)
+    k = 3
+    reference = arpack_top(hessian, k, which)
+    lambda_max = arpack_top(hessian, 1, "algebraic")[0]
+    for tol in (1e-3, 1e-4):  # the default config's tolerance and a tighter one
+        result = lanczos_extremes(hessian, k_top=k, k_bottom=1, which=which, tol=tol, max_iter=300, seed=0)
+        assert result["converged"] and result["verified"]
+        assert_top_matches(result["top"], reference, lambda_max)
+        assert result["largest"] == pytest.approx(lambda_max, abs=1e-3 * abs(lambda_max))
+
+
+def test_verification_needs_steps_within_max_iter():
+    # The check's steps count against max_iter: with room for the first run only, the result
+    # is reported but not called converged.
+    hessian = quadratic_hessian(CLUSTERED)
+    full = lanczos_extremes(hessian, k_top=3, tol=1e-4, max_iter=300, seed=0)
+    first_run = full["steps"] - sum(check["steps"] for check in full["checks"])
+    short = lanczos_extremes(hessian, k_top=3, tol=1e-4, max_iter=first_run + 2, seed=0)
+    assert not short["converged"] and not short["verified"]
+    assert short["steps"] == first_run + 2
+    assert short["top"] == full["top"]
+
+
+def test_hessian_job_records_the_order_the_samples_and_the_evaluation_indices(tmp_path):
+    images, masks = write_random_dataset(tmp_path / "data.npz", 10, size=8)
+    torch.manual_seed(0)
+    model = build_model({"depth": 1, "base_width": 2, "norm": "batch"})
+    save_checkpoint(tmp_path / "checkpoints/epoch_001.pt", model, epoch=1)
+    settings = {"top_k": 2, "which": "magnitude", "tol": 1e-3, "max_iter": 120, "trace_samples": 3, "seed": 2}
+    evaluation = {"subset": 6, "seed": 5, "batch_size": 4, "noise": "train"}
+    out = tmp_path / "hessian.json"
+    outcome = tmp_path / "outcome.json"
+    outcome.write_text(json.dumps({"outcome": "finished", "reason": "", "landscape_checkpoint": "epoch_001.pt",
+                                   "checkpoint_role": "trained"}))
+    hessian_job(
+        tmp_path / "checkpoints", outcome, tmp_path / "data.npz", out, settings, evaluation, 0.0, "cpu",
+        log=lambda line: None,
+    )
+    result = json.loads(out.read_text())
+    assert result["settings"]["which"] == "magnitude"
+    assert result["eigenvalue_order"].startswith("magnitude: ")
+    assert result["lanczos_converged"] and result["lanczos_verified"]
+    magnitudes = [abs(v) for v in result["top_eigenvalues"]]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert result["lambda_max"] >= max(result["top_eigenvalues"])
+    assert len(result["trace_samples_values"]) == 3
+    assert result["trace"] == pytest.approx(np.mean(result["trace_samples_values"]), rel=1e-12)
+    # The indices rebuild the Hessian: the loss and the trace samples of exactly those images.
+    indices = result["eval_indices"]
+    assert len(indices) == 6 == len(set(indices)) and indices == sorted(indices)
+    assert result["eval_set"]["count"] == 6
+    x = torch.from_numpy(images[indices]).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(masks[indices]).float()[:, None]
+    rebuilt = LossHessian(model.eval(), x, y)
+    assert rebuilt.loss() == pytest.approx(result["loss"], rel=1e-6)
+    samples = hutchinson_samples(rebuilt, samples=3, seed=2)
+    assert samples == pytest.approx(result["trace_samples_values"], rel=1e-6)

@@ -446,7 +446,10 @@ def _no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log
 
 def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
             log: Log = print) -> None:
-    """Curvature of the whole-set Dice loss at the measured weights, as JSON (NaN written as null)."""
+    """Curvature of the whole-set Dice loss at the measured weights, as JSON (NaN written as null).
+
+    The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
+    the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
     from ..curvature import curvature_summary
 
     path, label = measured_weights(checkpoint_dir, outcome_path)
@@ -461,13 +464,14 @@ def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, eva
         "k": settings["top_k"],
         "tol": settings["tol"],
         "max_iter": settings["max_iter"],
+        "which": settings["which"],
         "trace_samples": settings["trace_samples"],
         "seed": settings["seed"],
         "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
     summary = curvature_summary(model, x, y, curvature, log=log)
-    summary.update(label, **checkpoint_attrs(path), eval_set=description, device=str(device),
-                   unetscape_version=__version__)
+    summary.update(label, **checkpoint_attrs(path), eval_set=description, eval_indices=description["indices"],
+                   device=str(device), unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
 

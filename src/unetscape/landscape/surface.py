@@ -355,6 +355,7 @@ def evaluation_set(
         "subset": None if subset is None else int(subset),
         "subset_seed": None if subset is None else int(subset_seed),
         "indices_sha256": hashlib.sha256(indices.astype("<i8").tobytes()).hexdigest(),
+        "indices": indices.tolist(),  # the dataset's images, ascending: the set can be rebuilt
         "noise": float(noise),
         "eval_noise": eval_noise,
         "noise_applied": bool(noisy),
