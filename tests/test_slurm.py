@@ -1,7 +1,8 @@
 """`snakemake --profile slurm` on a real one-node Slurm cluster (tests/slurm/cluster.sh).
 
-The cluster test runs every kind of cluster job of the smoke config for one run (training,
-surface chunks, line, interpolations, trajectory, curvature) through sbatch and checks the
+The cluster test runs every kind of cluster job of the smoke config for one run (training, the
+random plane with its line and surface, the training path, interpolations between seeds, the
+curvature and flatness measures) through sbatch and checks the
 results are bit-identical to the local smoke run. The whole smoke workflow through Slurm takes
 several times longer on a small CI machine (every job pays for a Snakemake and a torch start
 inside Slurm), for no rule it would add.
@@ -32,7 +33,10 @@ TARGETS = [
     f"results/landscape/{RUN}/pca/surface.h5",
     f"results/landscape/{RUN}/hessian.json",
     "results/landscape/improved/sgd/noise0/seeds0-1/interpolation.h5",
+    f"results/landscape/{RUN}/flatness.json",
 ]
+CLUSTER_RULES = {"train", "random_plane", "surface_chunk", "training_path", "interpolate_seeds", "flatness",
+                 "scale_invariance"}
 # What differs between the test cluster and a GPU cluster. The smoke config's device is cpu,
 # so its jobs ask for no GPU; the profile's GPU settings are checked in test_profile_*.
 TEST_OVERRIDES = [
@@ -70,14 +74,14 @@ def test_profile_gpu_requests(tmp_path):
     for extra, wanted in (["--config", "gpu_model=a100"], "gpu=1, gpu_model=a100"), (gres, "gres=gpu:h100:1"):
         out = snakemake(workdir, *args[:4], "--cores", "1", *args[4:], *extra, cores=False).stdout
         jobs = {rule for rule, _ in planned_jobs(out)}
-        assert {"train", "surface_chunk", "hessian", "trajectory", "line_1d"} <= jobs
+        assert {"train", "random_plane", "flatness", "training_path", "interpolate_seeds"} <= jobs
         for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
             match = re.match(r"(local)?rule (\w+):", block.strip())
             if not match:
                 continue
             rule = match.group(2)
             resources = re.search(r"resources: (.*)", block).group(1)
-            if rule in {"train", "surface_chunk", "line_1d", "interpolate", "interpolate_seeds", "trajectory", "hessian"}:
+            if rule in CLUSTER_RULES:
                 assert wanted in resources, (rule, resources)
                 assert "slurm_partition=gpu" in resources
             else:
@@ -138,9 +142,8 @@ def test_smoke_targets_through_slurm_match_the_local_run(slurm_cluster, smoke_ru
     remote = [rule for rule, _ in planned_jobs(log) if not re.search(rf"^localrule {rule}:", log, re.M)]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     assert len(submitted) == len(set(submitted)) == log.count("\nrule ") > 0, log
-    assert {"prepare_dataset", "train", "surface_chunk", "line_1d", "interpolate", "interpolate_seeds",
-            "trajectory", "hessian"} <= set(remote)  # fmt: skip
-    assert re.search(r"^localrule merge_surface:", log, re.M) and re.search(r"^localrule directions:", log, re.M)
+    assert {"prepare_dataset", "train", "random_plane", "training_path", "interpolate_seeds", "flatness"} <= set(remote)
+    assert re.search(r"^localrule run_figures:", log, re.M)
     states = slurm_job_states(env)
     assert all(states.get(job) == "COMPLETED" for job in submitted), {job: states.get(job) for job in submitted}
 
@@ -148,8 +151,9 @@ def test_smoke_targets_through_slurm_match_the_local_run(slurm_cluster, smoke_ru
         assert (workdir / target).stat().st_size > 0, target
     for name in TARGETS[1:4] + [f"results/landscape/{RUN}/random/surface.h5", TARGETS[5]]:
         assert h5_contents(workdir / name, workdir) == h5_contents(local_dir / name, local_dir), name
-    hessian = [json.loads((d / TARGETS[4]).read_text().replace(str(d), "<root>")) for d in (workdir, local_dir)]
-    assert hessian[0] == hessian[1]
+    for name in (TARGETS[4], TARGETS[6]):
+        numbers = [json.loads((d / name).read_text().replace(str(d), "<root>")) for d in (workdir, local_dir)]
+        assert numbers[0] == numbers[1], name
     for run in ("seed0", "seed1"):
         checkpoints = f"results/runs/improved/sgd/noise0/{run}/checkpoints"
         for ckpt in sorted((local_dir / checkpoints).glob("*.pt")):
