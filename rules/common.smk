@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +49,13 @@ SURFACE_IN_PLANE_JOB = (
     {"surface": f"{LANDSCAPE_DIR}/random/surface.h5"} if SURFACE_CHUNKS == 1 else {}
 )
 # Resources of the jobs that run models: one GPU when the config's device may be one, of
-# the kind the Slurm profile names (see unetscape/cluster.py).
-GPU_JOB = gpu_resources(config)
+# the kind the Slurm profile names (see unetscape/cluster.py), and `threads` of the machine's
+# CPUs. Run locally, never more model jobs at once than the machine has CPUs, whatever --cores
+# says: eight single-thread torch jobs on two CPUs ran a third slower than two (a cluster
+# gives each job its own CPUs, so there the limit is not set).
+if workflow.local_exec and "model_cpus" not in workflow.global_resources:
+    workflow.register_resource("model_cpus", max(1, len(os.sched_getaffinity(0))))
+GPU_JOB = {**gpu_resources(config), "model_cpus": config["threads"]}
 
 
 wildcard_constraints:
