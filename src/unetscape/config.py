@@ -78,7 +78,7 @@ def train_settings(config: dict, run: Run) -> dict:
         **{
             k: config["training"][k]
             for k in ("epochs", "batch_size", "save_every", "eval_batch_size", "plateau", "stop_on_plateau",
-                      "collapse_margin")
+                      "collapse_margin", "cpu_convolutions")
         },
     }
 

@@ -3,6 +3,7 @@ training loss reaches a plateau or the epochs run out; then decide the run's out
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -43,6 +44,10 @@ class TrainSettings:
     plateau: dict | None = None  # {window, tolerance}: see outcomes.Plateau
     stop_on_plateau: bool = True
     collapse_margin: float = 0.02
+    # CPU training steps: oneDNN's convolutions, or PyTorch's own (im2col + matrix product),
+    # measured 1.3-1.4x faster for the U-Net's small convolutions on 16-px images. Numbers
+    # differ at rounding level, so this is a setting, recorded with the run.
+    cpu_convolutions: str = "onednn"
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
@@ -50,6 +55,8 @@ class TrainSettings:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(self, key)!r}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise!r}")
+        if self.cpu_convolutions not in CPU_CONVOLUTIONS:
+            raise ValueError(f"training.cpu_convolutions must be one of {CPU_CONVOLUTIONS}, got {self.cpu_convolutions!r}")
         if not 0 <= self.collapse_margin < 1:
             raise ValueError(f"training.collapse_margin must be in [0, 1), got {self.collapse_margin!r}")
         self.plateau_rule  # checks the plateau settings
@@ -73,6 +80,7 @@ class TrainResult:
 
 
 TRAIN_MEMORY_FORMAT = torch.channels_last
+CPU_CONVOLUTIONS = ("onednn", "native")
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -129,6 +137,10 @@ def train(
         )
     n = x.shape[0]
     plateau = settings.plateau_rule
+    # Only the training steps: whole-set evaluation is faster with oneDNN's batched kernels.
+    native = device.type == "cpu" and settings.cpu_convolutions == "native"
+    def step_backend():
+        return torch.backends.mkldnn.flags(enabled=False) if native else contextlib.nullcontext()
     steps_per_epoch = math.ceil(n / settings.batch_size)
     meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings),
             "memory_format": str(TRAIN_MEMORY_FORMAT).removeprefix("torch.")}
@@ -168,7 +180,8 @@ def train(
             xb = x[idx]
             if settings.noise > 0:
                 xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
-            loss = dice_loss(model(xb), y[idx])
+            with step_backend():
+                loss = dice_loss(model(xb), y[idx])
             step += 1
             value = loss.item()
             if not math.isfinite(value):
@@ -177,7 +190,8 @@ def train(
                              "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": True})
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with step_backend():
+                loss.backward()
             optimizer.step()
             rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
                          "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": False})
