@@ -220,8 +220,8 @@ YAML_CASES = {
     "duplicate_study": (lambda t: t + "  momentum:\n    archs: [simple]\n", "duplicate key 'momentum'"),
     "duplicate_top_level": (lambda t: t + "threads: 4\n", "duplicate key 'threads'"),
     "unclosed_list": (lambda t: t.replace("seeds: [0, 1]", "seeds: [0, 1"), "not valid YAML"),
-    "tab_indent": (lambda t: t.replace("  epochs: 15", "\tepochs: 15"), "not valid YAML"),
-    "bad_indent": (lambda t: t.replace("  batch_size: 4", "   batch_size: 4"), "not valid YAML"),
+    "tab_indent": (lambda t: re.sub(r"\n  epochs: ", "\n\tepochs: ", t, count=1), "not valid YAML"),
+    "bad_indent": (lambda t: re.sub(r"\n  batch_size: ", "\n   batch_size: ", t, count=1), "not valid YAML"),
 }
 
 
@@ -233,7 +233,9 @@ def line_of(text: str, needle: str, occurrence: int = -1) -> int:
 @pytest.mark.parametrize("edit,words", YAML_CASES.values(), ids=YAML_CASES.keys())
 def test_bad_yaml_names_file_and_line(tmp_path, edit, words):
     path = tmp_path / "bad.yaml"
-    path.write_text(edit(SMOKE_TEXT))
+    text = edit(SMOKE_TEXT)
+    assert text != SMOKE_TEXT  # the edit found what it breaks
+    path.write_text(text)
     with pytest.raises(YamlError) as err:
         load_yaml_file(path)
     message = str(err.value)

@@ -116,7 +116,10 @@ def h5_contents(path: Path, root: Path) -> dict:
             contents[f"{name}@{key}"] = value.replace(str(root), "<root>") if isinstance(value, str) else repr(value)
         if isinstance(obj, h5py.Dataset):
             data = obj[()]
-            contents[name] = (str(data.dtype), np.shape(data), np.asarray(data).tobytes())
+            if isinstance(data, bytes):  # a string dataset, e.g. dir_file
+                contents[name] = data.decode().replace(str(root), "<root>")
+            else:
+                contents[name] = (str(data.dtype), np.shape(data), np.asarray(data).tobytes())
 
     with h5py.File(path, "r") as f:
         visit("/", f)
