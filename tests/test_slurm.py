@@ -62,6 +62,25 @@ def test_profile_is_found_from_the_repository_root():
     assert {"slurm_partition", "runtime", "mem_mb"} <= set(profile["default-resources"])
 
 
+def model_rules() -> set[str]:
+    """The rules whose jobs load a model (they ask for GPU_JOB resources), read from rules/*.smk."""
+    found = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for block in re.split(r"\n(?=[ ]*rule \w+:)", smk.read_text()):
+            name = re.match(r"\s*rule (\w+):", block)
+            if name and "**GPU_JOB" in block:
+                found.add(name.group(1))
+    return found
+
+
+def test_profile_sizes_every_model_rule_and_names_no_other():
+    """A renamed rule would silently fall back to the default 30 minutes and be killed on the cluster."""
+    profile = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
+    sized = set(profile["set-resources"])
+    assert model_rules() == CLUSTER_RULES
+    assert sized == CLUSTER_RULES | {"prepare_dataset"}, sized ^ (CLUSTER_RULES | {"prepare_dataset"})
+
+
 def test_profile_gpu_requests(tmp_path):
     """Model rules ask for one GPU of the profile's kind when the device may be CUDA; others for none."""
     workdir = copy_workflow(tmp_path)
