@@ -21,6 +21,7 @@ from unetscape.config import (
     train_settings,
     validate_config,
 )
+from unetscape.data.isic import source_files
 
 try:
     validate_config(config, Path(workflow.basedir) / "config/schema/config.schema.yaml")
@@ -81,6 +82,12 @@ def code(script):
 
 def get_dataset():
     return f"results/data/{DATASET}.npz"
+
+
+# The image and mask files an ISIC data set is built from: an edited, added or removed file
+# re-prepares the data set (and what was trained on it).
+def get_source_files():
+    return source_files(config["data"]) if config["data"]["source"] == "isic" else []
 
 
 def run_path(run, name):

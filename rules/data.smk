@@ -1,5 +1,6 @@
 rule prepare_dataset:
     input:
+        sources=get_source_files(),
         code=code("prepare_dataset.py"),
     output:
         "results/data/{dataset}.npz",

@@ -71,12 +71,14 @@ def test_shipped_configs_are_valid(tmp_path):
     for name in ("config.yaml", "smoke.yaml", "isic2016.yaml"):
         config = load_yaml_file(REPO / "config" / name)
         if config["data"]["source"] == "isic":  # the check counts the images: stand-in folders
-            images, masks = tmp_path / "images", tmp_path / "masks"
-            images.mkdir(exist_ok=True)
-            masks.mkdir(exist_ok=True)
-            for k in range(900):
-                (images / f"ISIC_{k:07d}.jpg").touch()
-            config["data"].update(images_dir=str(images), masks_dir=str(masks))
+            assert config["data"]["heldout_images_dir"]  # the paper's config tests on ISIC's test set
+            for part, count, first in (("", 900, 0), ("heldout_", 379, 10000)):
+                images, masks = tmp_path / f"{part}images", tmp_path / f"{part}masks"
+                images.mkdir(exist_ok=True)
+                masks.mkdir(exist_ok=True)
+                for k in range(first, first + count):
+                    (images / f"ISIC_{k:07d}.jpg").touch()
+                config["data"].update({f"{part}images_dir": str(images), f"{part}masks_dir": str(masks)})
         validate_config(config, SCHEMA)
 
 
@@ -109,7 +111,7 @@ CONFIG_CASES = {
     # values that need the data set or the model
     "subset_too_large": (with_values(landscape__evaluation__subset=33), "landscape.evaluation.subset", "has 32"),
     "heldout_subset_too_large": (with_values(landscape__evaluation__heldout_subset=9),
-                                 "landscape.evaluation.heldout_subset", "data.heldout is 8"),
+                                 "landscape.evaluation.heldout_subset", "data.heldout has 8"),
     "fewer_images_than_subset": (with_values(data__num_images=8), "landscape.evaluation.subset", "has 8"),
     "top_k_not_below_max_iter": (with_values(curvature__top_k=10), "curvature.top_k", "max_iter"),
     "too_deep_for_size": (with_values(model__depth=5), "model.depth", "divisible by 2^5"),
@@ -177,6 +179,7 @@ def isic_config(images: Path, masks: Path, **data) -> dict:
     config = valid_config()
     config["data"] = {"name": "isic", "source": "isic", "images_dir": str(images), "masks_dir": str(masks),
                       "size": 16, "num_images": None, **data}
+    config["landscape"]["evaluation"]["heldout_subset"] = None  # no held-out part unless given
     return config
 
 
@@ -185,6 +188,25 @@ def test_isic_images_are_counted_at_load_time(tmp_path):
     validate_config(isic_config(images, masks), SCHEMA)  # 20 images >= subset 16
     with pytest.raises(ConfigError, match=r"config key landscape\.evaluation\.subset: .*the data set has 12"):
         validate_config(isic_config(images, masks, num_images=12), SCHEMA)
+    # a seeded split trains on what it leaves
+    validate_config(isic_config(images, masks, heldout=4), SCHEMA)
+    with pytest.raises(ConfigError, match=r"config key landscape\.evaluation\.subset: .*the data set has 15"):
+        validate_config(isic_config(images, masks, heldout=5), SCHEMA)
+    config = isic_config(images, masks, heldout=4)
+    config["landscape"]["evaluation"]["heldout_subset"] = 5
+    with pytest.raises(ConfigError, match=r"config key landscape\.evaluation\.heldout_subset: 5 .* has 4"):
+        validate_config(config, SCHEMA)
+    # held-out folders are counted too
+    test_images, test_masks = tmp_path / "test_images", tmp_path / "test_masks"
+    test_images.mkdir(), test_masks.mkdir()
+    for k in range(100, 103):
+        (test_images / f"ISIC_{k:07d}.jpg").touch()
+    config = isic_config(images, masks, heldout_images_dir=str(test_images), heldout_masks_dir=str(test_masks))
+    config["landscape"]["evaluation"]["heldout_subset"] = 3
+    validate_config(config, SCHEMA)
+    config["landscape"]["evaluation"]["heldout_subset"] = 4
+    with pytest.raises(ConfigError, match=r"heldout_subset: 4 .* has 3"):
+        validate_config(config, SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -194,8 +216,15 @@ def test_isic_images_are_counted_at_load_time(tmp_path):
         (lambda images, masks: {"masks_dir": str(masks.parent / "gone")}, "data.masks_dir", "gone not found"),
         (lambda images, masks: {"num_images": 30}, "data.num_images", "holds 20"),
         (lambda images, masks: {"images_dir": str(masks)}, "data.images_dir", "no ISIC_<id>.jpg images"),
+        (lambda images, masks: {"heldout": 20}, "data.heldout", "leaves none to train on"),
+        (lambda images, masks: {"heldout_images_dir": str(images)}, "data.heldout_masks_dir", "needed with"),
+        (lambda images, masks: {"heldout_images_dir": str(images), "heldout_masks_dir": str(masks), "heldout": 2},
+         "data.heldout", "names the held-out folder"),
+        (lambda images, masks: {"heldout_images_dir": str(images.parent / "nope"), "heldout_masks_dir": str(masks)},
+         "data.heldout_images_dir", "nope not found"),
     ],
-    ids=["no_images_folder", "no_masks_folder", "limit_beyond_folder", "empty_images_folder"],
+    ids=["no_images_folder", "no_masks_folder", "limit_beyond_folder", "empty_images_folder", "split_too_large",
+         "one_heldout_folder", "split_and_folders", "no_heldout_folder"],
 )
 def test_bad_isic_folders_name_the_key(tmp_path, change, key, words):
     images, masks = isic_folders(tmp_path, 20)

@@ -80,7 +80,8 @@ def test_provenance(layout):
     images, masks = layout
     ds = load_isic(images, masks, size=16, limit=3)
     prov = ds.provenance
-    assert set(prov) == {"source", "images_dir", "masks_dir", "size", "count", "sha256"}
+    assert set(prov) == {"source", "images_dir", "masks_dir", "size", "count", "sha256", "heldout"}
+    assert prov["heldout"] is None
     assert prov["source"] == "isic"
     assert prov["images_dir"] == str(images) and prov["masks_dir"] == str(masks)
     assert prov["size"] == 16 and prov["count"] == 3
@@ -264,3 +265,92 @@ def test_prepare_config_errors_name_the_key(layout):
             prepare_dataset(cfg)
     with pytest.raises(DatasetError, match="data.num_images"):
         prepare_dataset(isic_config(images, masks, size=16, num_images=-1))
+
+
+# --- the held-out part: ISIC's test folders, or a seeded split of the training folders -------
+
+
+def make_test_layout(root, first=100, count=3):
+    """A second pair of folders (an ISIC test set) with ids the training folders do not have."""
+    images, masks = root / "test_images", root / "test_masks"
+    images.mkdir()
+    masks.mkdir()
+    for k in range(first, first + count):
+        box = (4 + k % 5, 3, 20 + k % 7, 15)  # a different lesion per image
+        lesion_rgb(box=box).save(images / f"ISIC_{k:07d}.jpg", quality=95)
+        lesion_mask(box=box).save(masks / f"ISIC_{k:07d}_Segmentation.png")
+    (images / "README.txt").write_text("test set")
+    return images, masks
+
+
+def test_heldout_split_is_seeded_disjoint_and_recorded(layout):
+    images, masks = layout
+    whole = load_isic(images, masks, size=8)
+    split = load_isic(images, masks, size=8, heldout=2, seed=3)
+    assert len(split) == 3 and len(split.heldout) == 2
+    assert sorted(split.ids + split.heldout.ids) == whole.ids and not set(split.ids) & set(split.heldout.ids)
+    for part in (split, split.heldout):  # each image keeps its own mask
+        rows = [whole.ids.index(i) for i in part.ids]
+        assert np.array_equal(part.images, whole.images[rows]) and np.array_equal(part.masks, whole.masks[rows])
+    again = load_isic(images, masks, size=8, heldout=2, seed=3)
+    assert again.heldout.ids == split.heldout.ids
+    assert len({tuple(load_isic(images, masks, size=8, heldout=2, seed=s).heldout.ids) for s in range(8)}) > 1
+    held = split.provenance["heldout"]
+    assert held["source"] == "split" and held["seed"] == 3 and held["count"] == 2 and held["of"] == 5
+    assert split.provenance["count"] == 3
+
+
+def test_heldout_folders_are_read_whole_and_checksummed(layout, tmp_path):
+    images, masks = layout
+    test_images, test_masks = make_test_layout(tmp_path)
+    ds = load_isic(images, masks, size=8, heldout_images_dir=test_images, heldout_masks_dir=test_masks)
+    assert len(ds) == 5 and ds.heldout.ids == [f"ISIC_{k:07d}" for k in (100, 101, 102)]
+    alone = load_isic(test_images, test_masks, size=8)
+    assert np.array_equal(ds.heldout.images, alone.images) and np.array_equal(ds.heldout.masks, alone.masks)
+    held = ds.provenance["heldout"]
+    assert held["source"] == "folders" and held["count"] == 3 and held["sha256"] == alone.provenance["sha256"]
+    # the provenance survives the file
+    out = tmp_path / "isic.npz"
+    save_dataset(ds, out)
+    assert load_dataset(out).provenance["heldout"] == held and load_dataset(out).heldout.ids == ds.heldout.ids
+
+
+def test_heldout_errors(layout, tmp_path):
+    images, masks = layout
+    test_images, test_masks = make_test_layout(tmp_path)
+    with pytest.raises(DatasetError, match="heldout_masks_dir must be given with heldout_images_dir"):
+        load_isic(images, masks, size=8, heldout_images_dir=test_images)
+    with pytest.raises(DatasetError, match="heldout_images_dir must be given with heldout_masks_dir"):
+        load_isic(images, masks, size=8, heldout_masks_dir=test_masks)
+    with pytest.raises(DatasetError, match="use one of them"):
+        load_isic(images, masks, size=8, heldout=2, heldout_images_dir=test_images, heldout_masks_dir=test_masks)
+    with pytest.raises(DatasetError, match="leave images to train on"):
+        load_isic(images, masks, size=8, heldout=5)
+    # a "test" folder holding training images is no held-out set
+    with pytest.raises(DatasetError, match="ids are also in"):
+        load_isic(images, masks, size=8, heldout_images_dir=images, heldout_masks_dir=masks)
+    with pytest.raises(DatasetError, match="data.heldout"):
+        prepare_dataset(isic_config(images, masks, size=8, heldout=-1))
+
+
+def test_prepare_isic_heldout_from_config(layout, tmp_path):
+    images, masks = layout
+    test_images, test_masks = make_test_layout(tmp_path)
+    folders = prepare_dataset(isic_config(images, masks, size=8, heldout_images_dir=str(test_images),
+                                          heldout_masks_dir=str(test_masks), heldout=0, seed=0))
+    assert len(folders.heldout) == 3
+    split = prepare_dataset(isic_config(images, masks, size=8, heldout=1, seed=None))
+    assert len(split) == 4 and split.provenance["heldout"]["seed"] == 0  # null seed is seed 0
+    assert prepare_dataset(isic_config(images, masks, size=8)).heldout is None
+
+
+def test_source_files_are_every_image_and_mask_of_the_folders(layout, tmp_path):
+    from unetscape.data.isic import source_files
+
+    images, masks = layout
+    test_images, test_masks = make_test_layout(tmp_path)
+    files = source_files(isic_config(images, masks, num_images=2, heldout_images_dir=str(test_images),
+                                     heldout_masks_dir=str(test_masks)))
+    expected = {str(p) for folder in (images, masks, test_images, test_masks) for p in folder.iterdir()
+                if p.suffix in (".jpg", ".png") and "superpixels" not in p.name}
+    assert set(files) == expected and len(files) == 2 * 5 + 2 * 3  # all five pairs, not the first two only

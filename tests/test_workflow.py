@@ -77,7 +77,7 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
         assert "Plotly.newPlot" in (workdir / f"results/figures/{study}_explore.html").read_text()
     # a single run's 3-D page is built on request
     page = "results/figures/landscape/improved/sgd/noise0/seed0/explore.html"
-    jobs = planned_jobs(snakemake(workdir, "--configfile", str(config_path), page).stdout)
+    jobs = planned_jobs(snakemake(workdir, page, "--configfile", str(config_path)).stdout)
     assert [rule for rule, _ in jobs] == ["explore_run"]
     assert "Plotly.newPlot" in (workdir / page).read_text()
     for plane_name in ("random", "pca"):
@@ -255,3 +255,50 @@ def test_bad_config_is_one_clear_line(tmp_path, edit, expected):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if expected in line]
     assert lines, proc.stdout + proc.stderr
     assert lines[0].count("config key") == 1
+
+
+def isic_folders(root: Path, ids) -> tuple[Path, Path]:
+    """Small ISIC-named images with a lesion box each, and their masks."""
+    from PIL import Image
+
+    images, masks = root / "data/images", root / "data/masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for k in ids:
+        box = (4 + k % 6, 4, 18 + k % 9, 16)
+        image = Image.new("RGB", (24, 24), (210, 170, 150))
+        image.paste((90, 55, 40), box)
+        image.save(images / f"ISIC_{k:07d}.jpg", quality=95)
+        mask = Image.new("L", (24, 24), 0)
+        mask.paste(255, box)
+        mask.save(masks / f"ISIC_{k:07d}_Segmentation.png")
+    return images, masks
+
+
+def test_an_edited_or_added_isic_file_reprepares_the_data_and_retrains(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    images, masks = isic_folders(workdir, range(24))
+    config = load_smoke()
+    config["data"] = {"name": "isic", "source": "isic", "images_dir": "data/images", "masks_dir": "data/masks",
+                      "size": 16, "num_images": None, "heldout": 8, "seed": 0}
+    path = write_config(workdir / "isic.yaml", config)
+    target = "results/runs/simple/sgd/noise0/seed0/outcome.json"
+    snakemake(workdir, target, "--configfile", str(path))  # targets first: --configfile takes every later word
+    provenance = json.loads(str(np.load(workdir / "results/data/isic.npz")["provenance"]))
+    assert provenance["heldout"]["source"] == "split" and provenance["count"] == 16
+
+    def planned():
+        return [rule for rule, _ in planned_jobs(snakemake(workdir, "-n", target, "--configfile", str(path)).stdout)]
+
+    assert planned() == []
+    # a mask edited in place (an annotation fixed), then an image and its mask added
+    from PIL import Image
+
+    mask = Image.new("L", (24, 24), 0)
+    mask.paste(255, (2, 2, 20, 20))
+    mask.save(masks / "ISIC_0000003_Segmentation.png")
+    assert sorted(planned()) == ["prepare_dataset", "train"]
+    snakemake(workdir, target, "--configfile", str(path))
+    assert planned() == []
+    isic_folders(workdir, [24])
+    assert sorted(planned()) == ["prepare_dataset", "train"]

@@ -41,9 +41,9 @@ def check_config(config: dict) -> None:
     check_study_names(config)
     check_trajectory_checkpoints(config)
     check_curvature(config)
-    images = dataset_images(config)
+    images, heldout = dataset_images(config)
     check_models_fit_images(config)
-    check_evaluation_subset(config, images)
+    check_evaluation_subset(config, images, heldout)
 
 
 def lookup(config: dict, key: str):
@@ -188,38 +188,61 @@ def check_curvature(config: dict) -> None:
         )
 
 
-def dataset_images(config: dict) -> int:
-    """How many images the configured data set will hold, known without building it."""
+def dataset_images(config: dict) -> tuple[int, int]:
+    """How many training and held-out images the configured data set will hold, known without building it."""
     data = config["data"]
     if data["source"] == "synthetic":
         from .data.prepare import SYNTHETIC_DEFAULTS
 
-        num = data.get("num_images")
-        return SYNTHETIC_DEFAULTS["num_images"] if num is None else num
+        num, held = data.get("num_images"), data.get("heldout")
+        return (SYNTHETIC_DEFAULTS["num_images"] if num is None else num), (held or 0)
     return isic_images(data)
 
 
-def isic_images(data: dict) -> int:
-    """Count the ISIC images (a folder listing, no decoding) and check the limit against it."""
-    from .data.isic import IMAGE_NAME, find_files
-    from .data.store import DatasetError
-
-    for key in ("images_dir", "masks_dir"):
-        if not Path(data[key]).is_dir():
-            raise ConfigError(f"config key data.{key}: folder {data[key]} not found")
-    try:
-        count = len(find_files(data["images_dir"], IMAGE_NAME, "images"))
-    except DatasetError as err:
-        raise ConfigError(f"config key data.images_dir: {err}") from None
-    if count == 0:
-        raise ConfigError(f"config key data.images_dir: no ISIC_<id>.jpg images in {data['images_dir']}")
+def isic_images(data: dict) -> tuple[int, int]:
+    """Count the ISIC images (folder listings, no decoding) and check the limit and split against them."""
+    count = count_isic_folder(data, "images_dir", "masks_dir")
     limit = data.get("num_images")
     if limit is not None and limit > count:
         raise ConfigError(
             f"config key data.num_images: {limit} images asked for, but data.images_dir "
             f"({data['images_dir']}) holds {count}; use null for all of them"
         )
-    return count if limit is None else limit
+    count = count if limit is None else limit
+    folders = [key for key in ("heldout_images_dir", "heldout_masks_dir") if data.get(key) is not None]
+    held = data.get("heldout") or 0
+    if len(folders) == 1:
+        other = ({"heldout_images_dir", "heldout_masks_dir"} - set(folders)).pop()
+        raise ConfigError(f"config key data.{other}: needed with data.{folders[0]} (the held-out images and their masks)")
+    if folders:
+        if held:
+            raise ConfigError(
+                f"config key data.heldout: {held}, but data.heldout_images_dir names the held-out folder; "
+                "set heldout to 0 (or drop the folders for a seeded split of data.images_dir)"
+            )
+        return count, count_isic_folder(data, "heldout_images_dir", "heldout_masks_dir")
+    if held >= count:
+        raise ConfigError(
+            f"config key data.heldout: a split of {held} held-out images from the {count} of data.images_dir "
+            "leaves none to train on"
+        )
+    return count - held, held
+
+
+def count_isic_folder(data: dict, images_key: str, masks_key: str) -> int:
+    from .data.isic import IMAGE_NAME, find_files
+    from .data.store import DatasetError
+
+    for key in (images_key, masks_key):
+        if not Path(data[key]).is_dir():
+            raise ConfigError(f"config key data.{key}: folder {data[key]} not found")
+    try:
+        count = len(find_files(data[images_key], IMAGE_NAME, "images"))
+    except DatasetError as err:
+        raise ConfigError(f"config key data.{images_key}: {err}") from None
+    if count == 0:
+        raise ConfigError(f"config key data.{images_key}: no ISIC_<id>.jpg images in {data[images_key]}")
+    return count
 
 
 def _arch_key(config: dict, arch: str, key: str) -> str:
@@ -248,22 +271,20 @@ def check_models_fit_images(config: dict) -> None:
             )
 
 
-def check_evaluation_subset(config: dict, images: int) -> None:
+def check_evaluation_subset(config: dict, images: int, heldout: int) -> None:
     subset = config["landscape"]["evaluation"]["subset"]
     if subset is not None and subset > images:
         raise ConfigError(
             f"config key landscape.evaluation.subset: {subset} evaluation images asked for, but "
             f"the data set has {images}; use at most {images}, or null for all"
         )
-    # The synthetic held-out part's size is in the config; an ISIC one is only known once read.
     held = config["landscape"]["evaluation"].get("heldout_subset")
-    if config["data"]["source"] == "synthetic" and held:
-        available = config["data"].get("heldout") or 0
-        if held > available:
-            raise ConfigError(
-                f"config key landscape.evaluation.heldout_subset: {held} held-out images asked for, but "
-                f"data.heldout is {available}; use at most {available}, 0 for none, or null for all"
-            )
+    if held and held > heldout:
+        source = "data.heldout" if config["data"]["source"] == "synthetic" else "the data set's held-out part"
+        raise ConfigError(
+            f"config key landscape.evaluation.heldout_subset: {held} held-out images asked for, but "
+            f"{source} has {heldout}; use at most {heldout}, 0 for none, or null for all"
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,10 @@ licence and metadata files — are ignored. Every image needs its mask and every
 image; either one alone is an error naming the file (an image saved under another name would
 otherwise vanish from the data set without a word).
 
+Held-out part: ISIC's own test folders (the 2016 test set has the same naming), or a seeded
+split of the training folders; the provenance says which, with the folders' checksum or the
+split's seed and rule.
+
 Mask rule. Background is 0 (black), or fully transparent. A pixel's level is its brightest
 colour channel, so a red lesion on black counts like a white one. Then:
 - a mask with one non-zero level (0/255, 0/1, red on black, 0/65535) is lesion wherever it is
@@ -33,17 +37,100 @@ IMAGE_NAME = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
 MASK_NAME = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
 
 
+# The seeded split of the training folder draws from SeedSequence(seed, spawn_key=(SPLIT_STREAM,)),
+# a stream of its own, so the split never shares random numbers with training or the landscapes.
+SPLIT_STREAM = 1 << 29
+
+
 def load_isic(
     images_dir: str | os.PathLike,
     masks_dir: str | os.PathLike,
     size: int,
     limit: int | None = None,
+    heldout_images_dir: str | os.PathLike | None = None,
+    heldout_masks_dir: str | os.PathLike | None = None,
+    heldout: int = 0,
+    seed: int = 0,
 ) -> Dataset:
-    """Pair images and masks by ISIC id (sorted), resize to size×size, binarise masks."""
+    """Pair images and masks by ISIC id (sorted), resize to size×size, binarise masks.
+
+    The held-out part is either every pair in `heldout_images_dir`/`heldout_masks_dir` (ISIC's
+    own test set), or `heldout` pairs drawn, seeded by `seed`, from the (first `limit`) pairs of
+    the training folders, which then train on the rest; or there is none.
+    """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise DatasetError(f"size must be a positive integer, got {size!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
+    for name, value in (("heldout", heldout), ("seed", seed)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DatasetError(f"{name} must be an integer >= 0, got {value!r}")
+    if (heldout_images_dir is None) != (heldout_masks_dir is None):
+        given, missing = "heldout_images_dir", "heldout_masks_dir"
+        if heldout_images_dir is None:
+            given, missing = missing, given
+        raise DatasetError(f"{missing} must be given with {given} (a held-out set needs its images and masks)")
+    if heldout_images_dir is not None and heldout:
+        raise DatasetError(
+            f"heldout is {heldout}, but heldout_images_dir names a held-out folder already: "
+            "use one of them (heldout 0 with the folders, or a seeded split without them)"
+        )
+
+    images, masks, ids, digests = read_pairs(images_dir, masks_dir, size, limit)
+    provenance = {
+        "source": "isic",
+        "images_dir": str(images_dir),
+        "masks_dir": str(masks_dir),
+        "size": size,
+        "count": len(ids),
+        "sha256": files_sha256(digests),
+        "heldout": None,
+    }
+    if heldout_images_dir is not None:
+        h_images, h_masks, h_ids, h_digests = read_pairs(heldout_images_dir, heldout_masks_dir, size, None)
+        shared = sorted(set(ids) & set(h_ids))
+        if shared:
+            raise DatasetError(
+                f"{heldout_images_dir}: {len(shared)} ids are also in {images_dir} (first {shared[0]}); "
+                "a held-out set must hold images training never sees"
+            )
+        provenance["heldout"] = {
+            "source": "folders",
+            "images_dir": str(heldout_images_dir),
+            "masks_dir": str(heldout_masks_dir),
+            "count": len(h_ids),
+            "sha256": files_sha256(h_digests),
+        }
+        part = Dataset(h_images, h_masks, h_ids, {"part": "heldout"})
+        return Dataset(images, masks, ids, provenance, heldout=part)
+    if heldout:
+        if heldout >= len(ids):
+            raise DatasetError(
+                f"heldout of {heldout} images, but the training folder gives {len(ids)}: "
+                "a split must leave images to train on"
+            )
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLIT_STREAM,)))
+        held = np.zeros(len(ids), dtype=bool)
+        held[rng.choice(len(ids), size=heldout, replace=False)] = True
+        provenance["count"] = int((~held).sum())
+        provenance["heldout"] = {
+            "source": "split",
+            "count": heldout,
+            "of": len(ids),
+            "seed": seed,
+            "rule": f"default_rng(SeedSequence(seed, spawn_key=({SPLIT_STREAM},))).choice(of, count, "
+            "replace=False) over the ids in sorted order",
+        }
+        part = Dataset(images[held], masks[held], [i for i, h in zip(ids, held) if h], {"part": "heldout"})
+        train = [i for i, h in zip(ids, held) if not h]
+        return Dataset(images[~held], masks[~held], train, provenance, heldout=part)
+    return Dataset(images=images, masks=masks, ids=ids, provenance=provenance)
+
+
+def read_pairs(
+    images_dir: str | os.PathLike, masks_dir: str | os.PathLike, size: int, limit: int | None
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, bytes]]:
+    """The (first `limit`) image/mask pairs of two folders: images, masks, ids, file digests."""
     image_files = find_files(images_dir, IMAGE_NAME, "images")
     mask_files = find_files(masks_dir, MASK_NAME, "masks")
     if not image_files:
@@ -89,15 +176,24 @@ def load_isic(
             f"{masks_dir}: every one of the {len(ids)} masks is empty once read (no lesion pixel); "
             "check how they are stored (README, Data: background 0, lesion any other value)"
         )
-    provenance = {
-        "source": "isic",
-        "images_dir": str(images_dir),
-        "masks_dir": str(masks_dir),
-        "size": size,
-        "count": len(ids),
-        "sha256": files_sha256(file_digests),
-    }
-    return Dataset(images=images, masks=masks, ids=ids, provenance=provenance)
+    return images, masks, ids, file_digests
+
+
+def source_files(data_cfg: dict) -> list[str]:
+    """Every file an ISIC data set may be built from: each image and mask in its folders.
+
+    All of them, not only the first `num_images`: an added file can change which are first.
+    Missing folders give no files here; reading the data set names them.
+    """
+    files = []
+    for images_key, masks_key in (("images_dir", "masks_dir"), ("heldout_images_dir", "heldout_masks_dir")):
+        for key, pattern in ((images_key, IMAGE_NAME), (masks_key, MASK_NAME)):
+            folder = data_cfg.get(key)
+            if folder is not None and Path(folder).is_dir():
+                files += sorted(
+                    os.path.join(folder, name) for name in os.listdir(folder) if pattern.match(name)
+                )
+    return files
 
 
 def find_files(folder: str | os.PathLike, pattern: re.Pattern, what: str) -> dict[str, Path]:

@@ -14,7 +14,9 @@ def prepare_dataset(data_cfg: dict) -> Dataset:
     """Build the dataset that `data_cfg` (the config's `data:` mapping) describes.
 
     synthetic: num_images, size, seed, hair, vignette, heldout (each optional, defaults above).
-    isic: images_dir, masks_dir, size (required); num_images (optional, null = all images).
+    isic: images_dir, masks_dir, size (required); num_images (optional, null = all images);
+    the held-out part from heldout_images_dir and heldout_masks_dir, or a split of `heldout`
+    images seeded by `seed` (each optional).
     """
     if not isinstance(data_cfg, dict):
         raise DatasetError(f"data: expected a mapping, got {type(data_cfg).__name__}")
@@ -33,6 +35,10 @@ def prepare_dataset(data_cfg: dict) -> Dataset:
             masks_dir=require(data_cfg, "masks_dir"),
             size=require(data_cfg, "size"),
             limit=data_cfg.get("num_images"),
+            heldout_images_dir=data_cfg.get("heldout_images_dir"),
+            heldout_masks_dir=data_cfg.get("heldout_masks_dir"),
+            heldout=data_cfg.get("heldout") or 0,
+            seed=0 if data_cfg.get("seed") is None else data_cfg["seed"],
         )
     raise DatasetError(f"data.source: unknown source {source!r}, expected one of {SOURCES}")
 
