@@ -39,7 +39,6 @@ rule run_figures:
             caption="../report/run_surface.rst",
             labels={"run": RUN_LOG, "figure": "surface"},
         ),
-        surface_pdf=f"results/figures/landscape/{RUN_LOG}/surface.pdf",
         lines=report(
             f"results/figures/landscape/{RUN_LOG}/lines.png",
             category="Landscapes per run",
@@ -47,7 +46,6 @@ rule run_figures:
             caption="../report/run_lines.rst",
             labels={"run": RUN_LOG, "figure": "1-D"},
         ),
-        lines_pdf=f"results/figures/landscape/{RUN_LOG}/lines.pdf",
         trajectory=report(
             f"results/figures/landscape/{RUN_LOG}/trajectory.png",
             category="Landscapes per run",
@@ -55,7 +53,6 @@ rule run_figures:
             caption="../report/run_trajectory.rst",
             labels={"run": RUN_LOG, "figure": "trajectory"},
         ),
-        trajectory_pdf=f"results/figures/landscape/{RUN_LOG}/trajectory.pdf",
         random_vts=f"{LANDSCAPE_DIR}/random/surface.vts",
         pca_vts=f"{LANDSCAPE_DIR}/pca/surface.vts",
     log:

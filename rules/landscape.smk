@@ -82,21 +82,25 @@ if SURFACE_CHUNKS > 1:
             "../scripts/merge_surface.py"
 
 
-rule training_path:
+# Everything else measured at a run's weights, in one job (one process start-up instead of
+# two): the training path and the curvature and flatness measures.
+rule run_measures:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
-        code=code("training_path.py"),
+        code=code("run_measures.py"),
     output:
         directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
         surface=f"{LANDSCAPE_DIR}/pca/surface.h5",
         projection=f"{LANDSCAPE_DIR}/pca/projection.h5",
         interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
+        hessian=f"{LANDSCAPE_DIR}/hessian.json",
+        flatness=f"{LANDSCAPE_DIR}/flatness.json",
     log:
-        f"results/logs/training_path/{RUN_LOG}.log",
+        f"results/logs/run_measures/{RUN_LOG}.log",
     benchmark:
-        f"results/benchmarks/training_path/{RUN_LOG}.tsv"
+        f"results/benchmarks/run_measures/{RUN_LOG}.tsv"
     conda:
         "../envs/unetscape.yaml"
     threads: config["threads"]
@@ -105,11 +109,13 @@ rule training_path:
     params:
         trajectory=config["landscape"]["trajectory"],
         interpolation=config["landscape"]["interpolation"],
+        curvature=config["curvature"],
+        flatness=config["flatness"],
         evaluation=config["landscape"]["evaluation"],
         noise=get_run_noise,
         device=config["device"],
     script:
-        "../scripts/training_path.py"
+        "../scripts/run_measures.py"
 
 
 rule interpolate_seeds:
@@ -136,34 +142,6 @@ rule interpolate_seeds:
         device=config["device"],
     script:
         "../scripts/interpolate_seeds.py"
-
-
-rule flatness:
-    input:
-        checkpoints=f"{RUN_DIR}/checkpoints",
-        outcome=f"{RUN_DIR}/outcome.json",
-        data=get_dataset(),
-        code=code("flatness.py"),
-    output:
-        hessian=f"{LANDSCAPE_DIR}/hessian.json",
-        flatness=f"{LANDSCAPE_DIR}/flatness.json",
-    log:
-        f"results/logs/flatness/{RUN_LOG}.log",
-    benchmark:
-        f"results/benchmarks/flatness/{RUN_LOG}.tsv"
-    conda:
-        "../envs/unetscape.yaml"
-    threads: config["threads"]
-    resources:
-        **GPU_JOB,
-    params:
-        curvature=config["curvature"],
-        flatness=config["flatness"],
-        evaluation=config["landscape"]["evaluation"],
-        noise=get_run_noise,
-        device=config["device"],
-    script:
-        "../scripts/flatness.py"
 
 
 rule scale_invariance:

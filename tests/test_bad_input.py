@@ -651,7 +651,7 @@ def truncated_directions(workdir: Path) -> str:
 
 
 REAL_JOB_CASES = {
-    "empty_checkpoint": (empty_checkpoint, "flatness", f"results/landscape/{RUN}/hessian.json", "is empty (0 bytes)"),
+    "empty_checkpoint": (empty_checkpoint, "run_measures", f"results/landscape/{RUN}/hessian.json", "is empty (0 bytes)"),
     "truncated_directions": (truncated_directions, "surface_chunk", f"results/landscape/{RUN}/random/chunks/1-of-2.h5",
                              "OSError"),
 }

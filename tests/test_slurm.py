@@ -2,7 +2,7 @@
 
 The cluster test runs every kind of cluster job of the smoke config for one run (training, the
 random plane with its line and surface, the training path, interpolations between seeds, the
-curvature and flatness measures) through sbatch and checks the
+curvature and flatness measures, in one job with the training path) through sbatch and checks the
 results are bit-identical to the local smoke run. The whole smoke workflow through Slurm takes
 several times longer on a small CI machine (every job pays for a Snakemake and a torch start
 inside Slurm), for no rule it would add.
@@ -35,7 +35,7 @@ TARGETS = [
     "results/landscape/improved/sgd/noise0/seeds0-1/interpolation.h5",
     f"results/landscape/{RUN}/flatness.json",
 ]
-CLUSTER_RULES = {"train", "random_plane", "surface_chunk", "training_path", "interpolate_seeds", "flatness",
+CLUSTER_RULES = {"train", "random_plane", "surface_chunk", "run_measures", "interpolate_seeds",
                  "scale_invariance"}
 # What differs between the test cluster and a GPU cluster. The smoke config's device is cpu,
 # so its jobs ask for no GPU; the profile's GPU settings are checked in test_profile_*.
@@ -93,7 +93,7 @@ def test_profile_gpu_requests(tmp_path):
     for extra, wanted in (["--config", "gpu_model=a100"], "gpu=1, gpu_model=a100"), (gres, "gres=gpu:h100:1"):
         out = snakemake(workdir, *args[:4], "--cores", "1", *args[4:], *extra, cores=False).stdout
         jobs = {rule for rule, _ in planned_jobs(out)}
-        assert {"train", "random_plane", "flatness", "training_path", "interpolate_seeds"} <= jobs
+        assert {"train", "random_plane", "run_measures", "interpolate_seeds"} <= jobs
         for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
             match = re.match(r"(local)?rule (\w+):", block.strip())
             if not match:
@@ -164,7 +164,7 @@ def test_smoke_targets_through_slurm_match_the_local_run(slurm_cluster, smoke_ru
     remote = [rule for rule, _ in planned_jobs(log) if not re.search(rf"^localrule {rule}:", log, re.M)]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     assert len(submitted) == len(set(submitted)) == log.count("\nrule ") > 0, log
-    assert {"prepare_dataset", "train", "random_plane", "training_path", "interpolate_seeds", "flatness"} <= set(remote)
+    assert {"prepare_dataset", "train", "random_plane", "run_measures", "interpolate_seeds"} <= set(remote)
     assert re.search(r"^localrule run_figures:", log, re.M)
     states = slurm_job_states(env)
     assert all(states.get(job) == "COMPLETED" for job in submitted), {job: states.get(job) for job in submitted}

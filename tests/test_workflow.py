@@ -145,7 +145,7 @@ def test_rerun_plans(smoke_run):
     rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(finer), "-n").stdout)}
     # one chunk per surface in the smoke config: the plane job computes the surface itself
     assert smoke_chunks() == 1 and "random_plane" in rules
-    assert not rules & {"train", "prepare_dataset", "training_path", "interpolate_seeds", "hessian"}
+    assert not rules & {"train", "prepare_dataset", "run_measures", "interpolate_seeds"}
 
     # Editing the loss re-runs every training (and what depends on it), never data preparation.
     # (Snakemake compares checksums, so the file's content must change, not just its mtime.)

@@ -52,6 +52,14 @@ def all_runs(config: dict) -> list[Run]:
     return sorted({run for study in config["studies"] for run in study_runs(config, study)})
 
 
+def first_seed_runs(config: dict) -> list[Run]:
+    """Each study's runs with its first (smallest) seed: one run per condition, each once."""
+    return sorted(
+        {run for study in config["studies"] for run in study_runs(config, study)
+         if run.seed == min(config["studies"][study]["seeds"])}
+    )
+
+
 def find_run(config: dict, arch: str, optim: str, noise: str, seed: str) -> Run:
     """The configured run matching these wildcard values, or a ConfigError saying why not."""
     wanted = f"{arch}/{optim}/noise{noise}/seed{seed}"

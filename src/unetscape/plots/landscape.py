@@ -201,7 +201,7 @@ def _nan_note(ax, t: np.ndarray, loss: np.ndarray) -> None:
 def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) -> None:
     """The three figures of one run: surface views, 1-D curves and the PCA trajectory."""
     surface = _read(inputs.surface)
-    plot_surface_views(surface, f"{run}: random filter-normalised plane", outputs.surface, outputs.surface_pdf,
+    plot_surface_views(surface, f"{run}: random filter-normalised plane", outputs.surface,
                        levels=levels)
 
     line = _read(inputs.line)
@@ -232,7 +232,7 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
             if log_scale:
                 ax.set_yscale("log")
     fig.suptitle(run + outcome_note(line["attrs"]))
-    save_figure(fig, outputs.lines, outputs.lines_pdf)
+    save_figure(fig, outputs.lines)
 
     pca = _read(inputs.trajectory)
     attrs = pca["attrs"]
@@ -240,12 +240,12 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
         fig, ax = plt.subplots(figsize=(5.4, 4.6))
         unavailable_panel(ax, attrs)
         ax.set_title(f"{run}: training path" + outcome_note(attrs))
-        save_figure(fig, outputs.trajectory, outputs.trajectory_pdf)
+        save_figure(fig, outputs.trajectory)
         return
     path = np.column_stack([attrs["path_x"], attrs["path_y"]])
     plot_trajectory(pca, path, attrs["path_epochs"], attrs["explained_variance_ratio"],
                     f"{run}: training path on its PCA plane{outcome_note(attrs)}", outputs.trajectory,
-                    outputs.trajectory_pdf, levels=levels)
+                    levels=levels)
 
 
 def _columns(runs: list[dict]) -> list[str]:

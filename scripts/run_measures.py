@@ -1,0 +1,43 @@
+"""Rule run_measures: at a run's measured weights, the training path (PCA trajectory with the
+surface on its plane, the straight line from the initial weights) and the curvature and
+flatness measures."""
+
+from unetscape.landscape.jobs import curvature_and_flatness, training_path
+from unetscape.rule_entry import log, run_rule, torch_job
+
+
+def main(smk):
+    device = torch_job(smk)
+    inputs, outputs, params = smk.input, smk.output, smk.params
+    training_path(
+        inputs.checkpoints,
+        inputs.outcome,
+        inputs.data,
+        outputs.directions,
+        outputs.surface,
+        outputs.projection,
+        outputs.interpolation,
+        params.trajectory,
+        params.interpolation,
+        params.evaluation,
+        params.noise,
+        device,
+        log,
+    )
+    curvature_and_flatness(
+        inputs.checkpoints,
+        inputs.outcome,
+        inputs.data,
+        outputs.hessian,
+        outputs.flatness,
+        params.curvature,
+        params.flatness,
+        params.evaluation,
+        params.noise,
+        device,
+        log,
+    )
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)
