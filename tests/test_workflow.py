@@ -77,8 +77,8 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
         assert "Plotly.newPlot" in (workdir / f"results/figures/{study}_explore.html").read_text()
     # a single run's 3-D page is built on request
     page = "results/figures/landscape/improved/sgd/noise0/seed0/explore.html"
-    jobs = planned_jobs(snakemake(workdir, page, "--configfile", str(config_path)).stdout)
-    assert [rule for rule, _ in jobs] == ["explore_run"]
+    done = snakemake(workdir, page, "--configfile", str(config_path))
+    assert [rule for rule, _ in planned_jobs(done.stdout + done.stderr)] == ["explore_run"]
     assert "Plotly.newPlot" in (workdir / page).read_text()
     for plane_name in ("random", "pca"):
         assert (run / f"{plane_name}/surface.vts").read_bytes().startswith(b"<?xml")
@@ -117,7 +117,7 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
     assert "What the data say about the poster" in report and "Batch norm gives normal behaviour" in report
 
 
-def test_rerun_plans(smoke_run):
+def test_rerun_plans(smoke_run, tmp_path):
     workdir, config_path = smoke_run
     # Nothing to do right after a complete run.
     dry = snakemake(workdir, "--configfile", str(config_path), "-n")
@@ -149,9 +149,11 @@ def test_rerun_plans(smoke_run):
 
     # Editing the loss re-runs every training (and what depends on it), never data preparation.
     # (Snakemake compares checksums, so the file's content must change, not just its mtime.)
-    losses = workdir / "src/unetscape/losses.py"
+    # In a copy: the other tests use the finished project as it is.
+    copy = moved_copy(workdir, tmp_path / "edited")
+    losses = copy / "src/unetscape/losses.py"
     losses.write_text(losses.read_text() + "\n# edited\n")
-    rules = {rule for rule, _ in planned_jobs(snakemake(workdir, "--configfile", str(config_path), "-n").stdout)}
+    rules = {rule for rule, _ in planned_jobs(snakemake(copy, "--configfile", str(copy / config_path.name), "-n").stdout)}
     assert "train" in rules and "prepare_dataset" not in rules
 
 
