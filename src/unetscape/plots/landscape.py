@@ -320,7 +320,8 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
         ax.set_ylabel("Dice loss")
         if log_scale:
             ax.set_yscale("log")
-        ax.legend(fontsize=6, loc="best")
+        # Below the panel: a legend of up to 20 curves inside it hid the curves.
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     fig.suptitle(f"{study['title']}: linear interpolations")
     fig.tight_layout()
     save_figure(fig, *out_paths)
