@@ -107,15 +107,28 @@ def generalisation_rst(table: pd.DataFrame, table_path: str, level: float) -> st
         lines += [f"**Measures that predict held-out Dice here:** {names}.", ""]
     else:
         lines += ["**No measure predicts held-out Dice here** at this number of runs.", ""]
+    # A bullet list: tied ranks (1, 2, 2, 4) are no valid enumerated list in reStructuredText.
     for row in heldout.itertuples():
         g = gap.loc[row.measure] if row.measure in gap.index else None
-        gap_text = "" if g is None else f"; with the gap tau {_number(g['tau'])} [{_number(g['tau_low'])}, {_number(g['tau_high'])}]"
+        gap_text = "" if g is None else (
+            f"; generalisation gap: {g['verdict']} (tau {_number(g['tau'])} "
+            f"[{_number(g['tau_low'])}, {_number(g['tau_high'])}], p = {_p_value(g['p_value'])})"
+        )
         lines.append(
-            f"{int(row.rank)}. ``{row.measure}`` (larger = {row.measure_is}): tau {_number(row.tau)} "
-            f"[{_number(row.tau_low)}, {_number(row.tau_high)}], p={_number(row.p_value)}, Psi {_number(row.Psi)}"
-            f"{gap_text}: {row.verdict}"
+            f"- rank {int(row.rank)}, ``{row.measure}`` ({MEANING.get(row.measure_is, row.measure_is)}): held-out Dice: "
+            f"{row.verdict} (tau {_number(row.tau)} [{_number(row.tau_low)}, {_number(row.tau_high)}], "
+            f"p = {_p_value(row.p_value)}, Psi {_number(row.Psi)}){gap_text}"
         )
     return "\n".join(lines) + "\n"
+
+
+MEANING = {"sharper": "larger means sharper", "flatter": "larger means flatter", "larger": "a size of the weights"}
+
+
+def _p_value(value) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
 
 
 def write_generalisation(table: pd.DataFrame, csv_path: str | os.PathLike, rst_path: str | os.PathLike,
