@@ -81,11 +81,12 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
                     fontsize=8)
         ax.set_xticks(range(len(levels)), [f"{v:g}" if isinstance(v, float) else str(v) for v in levels])
         ax.set_xlabel(x_factor)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(label, fontsize=10, pad=12)  # room for the rate panel's k/n labels
     handles, _ = axes[0][0].get_legend_handles_labels()
     if len(others):
         handles.append(plt.Line2D([], [], marker="x", color="grey", ls="", label="run not finished (not in the mean)"))
-    axes[0][0].legend(handles=handles, title=series_factor, fontsize=7)
+    # Beside the panels: inside the first one it hid intervals.
+    fig.legend(handles=handles, title=series_factor, fontsize=7, loc="outside right center", frameon=False)
     fig.suptitle(f"{study['title']}: mean over finished runs with {100 * level:g}% bootstrap interval "
                  f"(open: too few runs for one), runs as dots; divergence rate with Wilson interval", fontsize=10)
     save_figure(fig, *out_paths)
