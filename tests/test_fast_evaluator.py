@@ -17,6 +17,7 @@ from unetscape.landscape.folding import FoldedNet, PatchConvTranspose
 from unetscape.landscape.reference import ReferenceEvaluator
 from unetscape.landscape.surface import SurfaceEvaluator, resolve_batch_size
 from unetscape.models import build_model
+from model_helpers import with_random_batch_norm
 
 VARIANTS = list(itertools.product(["none", "batch"], ["concat", "add", "none"]))
 
@@ -24,15 +25,7 @@ VARIANTS = list(itertools.product(["none", "batch"], ["concat", "add", "none"]))
 def trained_looking_model(norm, skip, seed=0):
     """A small U-Net with non-trivial BN statistics and affine parameters."""
     torch.manual_seed(seed)
-    model = build_model({"depth": 2, "base_width": 4, "norm": norm, "skip": skip})
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.1, 0.1)
-    return model.eval()
+    return with_random_batch_norm(build_model({"depth": 2, "base_width": 4, "norm": norm, "skip": skip}))
 
 
 def data(n=10, size=16, seed=1):

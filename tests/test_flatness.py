@@ -23,6 +23,7 @@ from unetscape.flatness import (
 )
 from unetscape.losses import dice_loss
 from unetscape.models import build_model
+from model_helpers import with_random_batch_norm
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -283,15 +284,7 @@ def test_norm_measures_refuse_mismatched_initial_weights():
 def tiny_model(norm="batch", skip="concat", seed=0):
     """A depth-1 U-Net with non-trivial BN statistics and affine parameters."""
     torch.manual_seed(seed)
-    model = build_model({"depth": 1, "base_width": 4, "norm": norm, "skip": skip})
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.1, 0.1)
-    return model.eval()
+    return with_random_batch_norm(build_model({"depth": 1, "base_width": 4, "norm": norm, "skip": skip}))
 
 
 def tiny_data(n=6, size=8, seed=1):
