@@ -37,14 +37,14 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from unetscape.config import arch_spec
 from unetscape.data.prepare import prepare_dataset
-from unetscape.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.landscape import SurfaceGrid, make_directions
 from unetscape.landscape.reference import ReferenceEvaluator
 from unetscape.landscape.surface import SurfaceEvaluator
-from unetscape.losses import dice_loss
-from unetscape.models import build_model, load_checkpoint
+from unetscape.models.losses import dice_loss
+from unetscape.models.unet import build_model, load_checkpoint
+from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
+from unetscape.workflow.config import arch_spec
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [

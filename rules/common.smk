@@ -2,16 +2,16 @@ import os
 import sys
 from pathlib import Path
 
-# The workflow runs the package of its own checkout (see unetscape/source_tree.py).
+# The workflow runs the package of its own checkout (see unetscape/workflow/source_tree.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from unetscape.source_tree import use_source_tree
+from unetscape.workflow.source_tree import use_source_tree
 
 use_source_tree(Path(workflow.basedir) / "src")
 
-from unetscape.cluster import gpu_resources
-from unetscape.code_inputs import code_inputs
-from unetscape.config import (
+from unetscape.workflow.cluster import gpu_resources
+from unetscape.workflow.code_inputs import code_inputs
+from unetscape.workflow.config import (
     ConfigError,
     all_runs,
     arch_spec,
@@ -20,8 +20,8 @@ from unetscape.config import (
     first_seed_runs,
     study_runs,
     train_settings,
-    validate_config,
 )
+from unetscape.workflow.config_checks import validate_config
 from unetscape.data.isic import source_files
 
 try:
@@ -37,7 +37,7 @@ config.update(_canonical)
 
 
 STUDIES = list(config["studies"])
-# Studies the findings' claims are about (unetscape/findings.py): a claim whose study is not
+# Studies the findings' claims are about (unetscape/analysis/findings.py): a claim whose study is not
 # configured is reported as not tested.
 FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips")
 DATASET = config["data"]["name"]
@@ -51,7 +51,7 @@ SURFACE_IN_PLANE_JOB = (
     {"surface": f"{LANDSCAPE_DIR}/random/surface.h5"} if SURFACE_CHUNKS == 1 else {}
 )
 # Resources of the jobs that run models: one GPU when the config's device may be one, of
-# the kind the Slurm profile names (see unetscape/cluster.py), and `threads` of the machine's
+# the kind the Slurm profile names (see unetscape/workflow/cluster.py), and `threads` of the machine's
 # CPUs. Run locally, never more model jobs at once than the machine has CPUs, whatever --cores
 # says: eight single-thread torch jobs on two CPUs ran a third slower than two (a cluster
 # gives each job its own CPUs, so there the limit is not set).
@@ -72,7 +72,7 @@ wildcard_constraints:
 
 
 # The package modules each rule's script runs, derived from its imports (see
-# unetscape/code_inputs.py). Declared as inputs, an edit to one of them re-runs exactly the
+# unetscape/workflow/code_inputs.py). Declared as inputs, an edit to one of them re-runs exactly the
 # jobs that use it (Snakemake's code trigger only sees the script itself); relative to the
 # working directory, so a moved project re-runs nothing.
 def code(script):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from unetscape.strict_yaml import YamlError, load_yaml_file
+from unetscape.workflow.strict_yaml import YamlError, load_yaml_file
 
 # --configfile files are already read (a syntax error in one stops Snakemake before this
-# file; `python -m unetscape.config_checks FILE` names its line); the default is read next.
+# file; `python -m unetscape.workflow.config_checks FILE` names its line); the default is read next.
 for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
     try:
         load_yaml_file(path)

@@ -1,7 +1,7 @@
 """Rule explore_run: the interactive 3-D page of one run."""
 
 from unetscape.plots.interactive import explore_run
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

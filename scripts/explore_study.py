@@ -1,7 +1,7 @@
 """Rule explore_study: one interactive 3-D page with every run's surfaces of a study."""
 
 from unetscape.plots.interactive import explore_study
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from unetscape.findings import findings_table, write_findings
-from unetscape.rule_entry import log, run_rule
+from unetscape.analysis.findings import findings_table, write_findings
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from unetscape.generalisation import all_runs_table, generalisation, write_generalisation
+from unetscape.analysis.generalisation import all_runs_table, generalisation, write_generalisation
 from unetscape.plots.generalisation import plot_measure, plot_ranking
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

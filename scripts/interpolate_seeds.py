@@ -1,7 +1,7 @@
 """Rule interpolate_seeds: the straight line between the measured weights of two seeds of one condition."""
 
-from unetscape.landscape.jobs import interpolation_seeds
-from unetscape.rule_entry import log, run_rule, torch_job
+from unetscape.jobs.interpolation import interpolation_seeds
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule interpolation_figure: interpolation curves of a study (init -> final, seed -> seed)."""
 
 from unetscape.plots.landscape import plot_study_interpolations
-from unetscape.rule_entry import run_rule
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule landscape_figure: one study's surfaces side by side on one colour scale."""
 
 from unetscape.plots.landscape import plot_study_surfaces
-from unetscape.rule_entry import run_rule
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule landscape_metrics: per-run landscape numbers of a study and their statistics over seeds."""
 
-from unetscape.landscape_tables import conditions, landscape_table, write_csv
-from unetscape.rule_entry import log, run_rule
+from unetscape.analysis.tables import conditions, landscape_table, write_csv
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

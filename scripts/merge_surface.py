@@ -1,7 +1,7 @@
 """Rule merge_surface: gather a run's chunk files into surface.h5."""
 
 from unetscape.landscape.surface_io import merge_chunk_files
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

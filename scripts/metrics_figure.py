@@ -1,7 +1,7 @@
 """Rule metrics_figure: a study's landscape numbers per condition, with intervals over seeds."""
 
 from unetscape.plots.metrics import plot_study_metrics
-from unetscape.rule_entry import run_rule
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

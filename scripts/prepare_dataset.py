@@ -1,7 +1,7 @@
 """Rule prepare_dataset: build the configured data set as one .npz file."""
 
 from unetscape.data import prepare_dataset, save_dataset
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

@@ -1,8 +1,8 @@
 """Rule random_plane: the filter-normalised random plane of a run and the 1-D line along its x
 direction (and, for a surface of one chunk, the surface itself)."""
 
-from unetscape.landscape.jobs import random_plane_and_line
-from unetscape.rule_entry import log, run_rule, torch_job
+from unetscape.jobs.random_plane import random_plane_and_line
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

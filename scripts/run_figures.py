@@ -3,7 +3,7 @@ as ParaView files."""
 
 from unetscape.plots.interactive import write_vts_files
 from unetscape.plots.landscape import plot_run_figures
-from unetscape.rule_entry import log, run_rule
+from unetscape.workflow.rule_entry import log, run_rule
 
 
 def main(smk):

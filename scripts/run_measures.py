@@ -2,8 +2,8 @@
 surface on its plane, the straight line from the initial weights) and the curvature and
 flatness measures."""
 
-from unetscape.landscape.jobs import curvature_and_flatness, training_path
-from unetscape.rule_entry import log, run_rule, torch_job
+from unetscape.jobs.run_measures import curvature_and_flatness, training_path
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

@@ -1,8 +1,8 @@
 """Rule scale_invariance: 1-D curves along raw and filter-normalised directions, before and
 after rescaling the convolutions that feed batch norm."""
 
-from unetscape.landscape.jobs import scale_invariance
-from unetscape.rule_entry import log, run_rule, torch_job
+from unetscape.jobs.scale_invariance import scale_invariance
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule scale_invariance_figure: the batch-norm scale symmetry made visible."""
 
 from unetscape.plots.metrics import plot_scale_invariance
-from unetscape.rule_entry import run_rule
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule surface_chunk: evaluate one chunk (scatter item "i-of-n") of a run's surface grid."""
 
-from unetscape.landscape.jobs import surface_chunk
-from unetscape.rule_entry import log, run_rule, torch_job
+from unetscape.jobs.surface import surface_chunk
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

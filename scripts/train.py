@@ -1,8 +1,8 @@
 """Rule train: one U-Net training run -> checkpoints/ and history.csv."""
 
 from unetscape.data import load_dataset
-from unetscape.rule_entry import log, run_rule, torch_job
-from unetscape.training import TrainSettings, train
+from unetscape.training.train import TrainSettings, train
+from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
 def main(smk):

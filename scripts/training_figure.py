@@ -1,7 +1,7 @@
 """Rule training_figure: the poster's training-loss panels for one study."""
 
 from unetscape.plots.training import plot_training_study
-from unetscape.rule_entry import run_rule
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Rule training_table: one row per run of a study, from the runs' histories and outcomes."""
 
-from unetscape.rule_entry import run_rule
-from unetscape.training_tables import summarize_histories, write_table
+from unetscape.training.tables import summarize_histories, write_table
+from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):

@@ -1,7 +1,6 @@
 """Fixtures shared by the workflow tests."""
 
 import pytest
-
 from workflow_helpers import copy_workflow, load_smoke, snakemake, write_config
 
 

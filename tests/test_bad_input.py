@@ -26,13 +26,14 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-
-from unetscape.config import ConfigError, all_runs, format_noise, validate_config
-from unetscape.data import DatasetError, load_dataset, load_isic
-from unetscape.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
-from unetscape.rule_entry import run_rule
-from unetscape.strict_yaml import YamlError, load_yaml_file
 from workflow_helpers import REPO, copy_workflow, load_smoke, snakemake, write_config
+
+from unetscape.data import DatasetError, load_dataset, load_isic
+from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.workflow.config import ConfigError, all_runs, format_noise
+from unetscape.workflow.config_checks import validate_config
+from unetscape.workflow.rule_entry import run_rule
+from unetscape.workflow.strict_yaml import YamlError, load_yaml_file
 
 SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"
 
@@ -309,7 +310,7 @@ def test_config_check_command_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE_TEXT.replace("seeds: [0, 1]", "seeds: [0, 1"))
     good = write_config(tmp_path / "good.yaml", valid_config())
-    proc = subprocess.run([sys.executable, "-m", "unetscape.config_checks", str(bad), str(good)],
+    proc = subprocess.run([sys.executable, "-m", "unetscape.workflow.config_checks", str(bad), str(good)],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert proc.returncode == 1
     assert re.search(rf"^{re.escape(str(bad))}:\d+:\d+: not valid YAML", proc.stderr, re.M), proc.stderr

@@ -14,8 +14,8 @@ import torch
 import yaml
 from torch import nn
 
-from unetscape.config import arch_spec
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
+from unetscape.workflow.config import arch_spec
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES, GRID, PER_PASS, STEPS = 6, 2, 2, 2

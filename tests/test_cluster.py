@@ -2,7 +2,7 @@
 
 import pytest
 
-from unetscape.cluster import gpu_resources
+from unetscape.workflow.cluster import gpu_resources
 
 
 @pytest.mark.parametrize(

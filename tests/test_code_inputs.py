@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unetscape.code_inputs import code_inputs, script_modules
+from unetscape.workflow.code_inputs import code_inputs, script_modules
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((REPO / "scripts").glob("*.py"))

@@ -6,12 +6,12 @@ Skipped without a CUDA device; `benchmarks/gpu_check.sh` runs them on a GPU mach
 import numpy as np
 import pytest
 import torch
-
-from unetscape.landscape.jobs import random_plane, surface_chunk
-from unetscape.landscape.surface_io import merge_chunk_files, read_surface
-from unetscape.training import TrainSettings, train
-
 from job_data import write_random_dataset
+
+from unetscape.jobs.random_plane import random_plane
+from unetscape.jobs.surface import surface_chunk
+from unetscape.landscape.surface_io import merge_chunk_files, read_surface
+from unetscape.training.train import TrainSettings, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

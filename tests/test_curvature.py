@@ -5,28 +5,27 @@ import math
 import numpy as np
 import pytest
 import torch
+from job_data import write_random_dataset
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
-from unetscape.curvature import (
+from unetscape.jobs.run_measures import hessian as hessian_job
+from unetscape.measures.curvature import (
     ORDERS,
     LossHessian,
     curvature_summary,
     eigenvalue_density,
     hutchinson_samples,
     hutchinson_trace,
-    lanczos_extremes,
     lambda_min,
+    lanczos_extremes,
     nonconvexity,
     resolve_curvature_settings,
     top_eigenvalues,
     trace_estimate,
 )
-from unetscape.landscape.jobs import hessian as hessian_job
-from unetscape.models import build_model, save_checkpoint
-
-from job_data import write_random_dataset
+from unetscape.models.unet import build_model, save_checkpoint
 
 # torch.func's forward-mode AD (the dense reference Hessian) warns from inside torch.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -12,7 +12,7 @@ from unetscape.landscape import (
     random_direction,
     save_directions,
 )
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
 
 
 def tiny(preset="improved", depth=1, width=4, seed=0):

@@ -10,14 +10,14 @@ import itertools
 
 import pytest
 import torch
+from model_helpers import with_random_batch_norm
 from torch import nn
 
 from unetscape.landscape import SurfaceGrid, make_directions
 from unetscape.landscape.folding import FoldedNet, PatchConvTranspose
 from unetscape.landscape.reference import ReferenceEvaluator
 from unetscape.landscape.surface import SurfaceEvaluator, resolve_batch_size
-from unetscape.models import build_model
-from model_helpers import with_random_batch_norm
+from unetscape.models.unet import build_model
 
 VARIANTS = list(itertools.product(["none", "batch"], ["concat", "add", "none"]))
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from unetscape.findings import CLAIMS, claim_verdict, findings_rst, findings_table, hedges_g, holm
+from unetscape.analysis.findings import CLAIMS, claim_verdict, findings_rst, findings_table, hedges_g, holm
 
 SETTINGS = {"level": 0.95, "bootstrap": 2000, "seed": 0, "min_runs": 3, "alpha": 0.05}
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from model_helpers import with_random_batch_norm
 from torch import nn
 
-from unetscape.evaluation import evaluate
-from unetscape.flatness import (
+from unetscape.measures.flatness import (
     ModelLoss,
     average_sharpness,
     flat_parameters,
@@ -21,9 +21,9 @@ from unetscape.flatness import (
     resolve_flatness_settings,
     worst_case_sharpness,
 )
-from unetscape.losses import dice_loss
-from unetscape.models import build_model
-from model_helpers import with_random_batch_norm
+from unetscape.models.losses import dice_loss
+from unetscape.models.unet import build_model
+from unetscape.training.evaluation import evaluate
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from unetscape.generalisation import all_runs_table, generalisation, generalisation_rst
+from unetscape.analysis.generalisation import all_runs_table, generalisation, generalisation_rst
 
 SETTINGS = {"level": 0.95, "bootstrap": 500, "seed": 0, "alpha": 0.05}
 

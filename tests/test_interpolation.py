@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from unetscape.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.landscape import interpolate_states, interpolation_curve
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
+from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 
 
 def bn_model(seed):

@@ -1,29 +1,21 @@
 """The landscape rules' file-to-file steps on a tiny trained run, including a diverged one."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
-
-import json
-
-from unetscape.landscape.jobs import (
-    hessian,
-    interpolation,
-    interpolation_grid,
-    line,
-    list_checkpoints,
-    random_plane,
-    random_plane_and_line,
-    scale_invariance,
-    surface_chunk,
-    trajectory,
-    training_path,
-)
-from unetscape.landscape.surface_io import merge_chunk_files, read_surface
-from unetscape.models import load_checkpoint, read_checkpoint
-from unetscape.training import TrainSettings, train
-
 from job_data import write_random_dataset
+
+from unetscape.jobs.interpolation import interpolation, interpolation_grid
+from unetscape.jobs.measured import list_checkpoints
+from unetscape.jobs.random_plane import line, random_plane, random_plane_and_line
+from unetscape.jobs.run_measures import hessian, training_path, trajectory
+from unetscape.jobs.scale_invariance import scale_invariance
+from unetscape.jobs.surface import surface_chunk
+from unetscape.landscape.surface_io import merge_chunk_files, read_surface
+from unetscape.models.unet import load_checkpoint, read_checkpoint
+from unetscape.training.train import TrainSettings, train
 
 EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint", "precision": "float32",
               "points_per_pass": 1}

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from unetscape.landscape_metrics import (
+from unetscape.measures.surface_metrics import (
     basin_width,
     basin_width_1d,
     loss_range,
@@ -246,7 +246,7 @@ def test_surface_metrics_is_flat_and_json_ready():
 
 
 def test_minimum_offset_counts_grid_steps_to_the_lowest_point():
-    from unetscape.landscape_metrics import minimum_offset
+    from unetscape.measures.surface_metrics import minimum_offset
 
     x = np.linspace(-1, 1, 5)
     y = np.linspace(-1, 1, 7)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from unetscape.losses import (
+from unetscape.models.losses import (
     PreparedMasks,
     dice_loss,
     hard_dice_per_image,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from unetscape.models import build_model, load_checkpoint, read_checkpoint, resolve_arch, save_checkpoint
+from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, resolve_arch, save_checkpoint
 
 
 @pytest.mark.parametrize("norm,skip", list(itertools.product(["none", "batch"], ["concat", "add", "none"])))
@@ -93,7 +93,7 @@ def plain_stack(init, depth=14, width=16):
     """A deep stack of 3x3 conv + ReLU, the shape of a U-Net path without normalisation."""
     from torch import nn
 
-    from unetscape.models import initialise
+    from unetscape.models.unet import initialise
 
     layers = []
     for k in range(depth):
@@ -145,7 +145,7 @@ def test_xavier_initialisation_is_glorots_bound():
 def test_transposed_convolution_fan_in_counts_the_inputs_of_one_output():
     from torch import nn
 
-    from unetscape.models import fan_in
+    from unetscape.models.unet import fan_in
 
     up = nn.ConvTranspose2d(64, 32, 2, stride=2)  # each output pixel sees one input pixel of 64 channels
     assert fan_in(up) == 64

@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from unetscape.outcomes import Plateau, best_constant_mask, classify, dice_of_mask, plateau_reached
-from unetscape.training import TrainSettings, train
-
 from test_training import blob_data
+
+from unetscape.training.outcomes import Plateau, best_constant_mask, classify, dice_of_mask, plateau_reached
+from unetscape.training.train import TrainSettings, train
 
 RULE = Plateau(window=3, tolerance=0.05)
 
@@ -110,7 +109,7 @@ def test_a_run_stops_at_its_plateau_and_saves_the_last_epoch(tmp_path):
 
 
 def test_a_run_that_diverges_late_is_measured_at_its_last_finite_checkpoint(tmp_path, monkeypatch):
-    import unetscape.training as training
+    import unetscape.training.train as training
 
     calls = {"n": 0}
     real = training.dice_loss

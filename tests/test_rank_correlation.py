@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from unetscape.rank_correlation import (
+from unetscape.analysis.rank_correlation import (
     bootstrap_tau,
     generalisation_table,
     granulated_tau,

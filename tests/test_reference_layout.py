@@ -11,7 +11,13 @@ import pytest
 from matplotlib import pyplot as plt
 
 from unetscape.landscape import SurfaceGrid, merge_chunks, read_surface, write_chunk
-from unetscape.landscape_metrics import basin_width, roughness, sharpness, surface_metrics, total_variation
+from unetscape.measures.surface_metrics import (
+    basin_width,
+    roughness,
+    sharpness,
+    surface_metrics,
+    total_variation,
+)
 from unetscape.plots.landscape import draw_contour
 
 A, B = 3.0, 1.0  # a != b: swapped axes would swap the basin widths

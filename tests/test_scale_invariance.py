@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-from unetscape.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.landscape import (
     SurfaceEvaluator,
     SurfaceGrid,
@@ -21,7 +20,8 @@ from unetscape.landscape import (
     make_directions,
     rescale_bn_inputs,
 )
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
+from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 
 FACTORS = (0.5, 2.0)
 TINY_EPS = 1e-12  # torch refuses eps = 0 in train mode; this is 1e-10 of the running variances

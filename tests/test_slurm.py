@@ -19,7 +19,6 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from workflow_helpers import REPO, copy_workflow, load_smoke, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow

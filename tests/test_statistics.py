@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unetscape.statistics import bootstrap_mean_ci, condition_table, mean_ci, t_quantile, wilson_interval
+from unetscape.analysis.statistics import (
+    bootstrap_mean_ci,
+    condition_table,
+    mean_ci,
+    t_quantile,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(

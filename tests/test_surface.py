@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from unetscape.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.landscape import SurfaceEvaluator, SurfaceGrid, evaluation_set, make_directions
-from unetscape.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 
 
 def make_data(n=8, size=16, seed=0):

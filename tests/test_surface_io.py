@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from unetscape.evaluation import images_to_tensor, masks_to_tensor
 from unetscape.landscape import (
     SurfaceEvaluator,
     SurfaceGrid,
@@ -17,7 +16,8 @@ from unetscape.landscape import (
     write_chunk,
 )
 from unetscape.landscape.surface_io import LAYOUT, LAYOUT_X_FIRST
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
+from unetscape.training.evaluation import images_to_tensor, masks_to_tensor
 
 ATTRS = {
     "checkpoint": "results/runs/r/checkpoints/epoch_003.pt",

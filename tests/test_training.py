@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from unetscape.models import read_checkpoint
-from unetscape.training import TrainSettings, train
+from unetscape.models.unet import read_checkpoint
+from unetscape.training.train import TrainSettings, train
 
 
 def blob_data(n=12, size=16, seed=0):

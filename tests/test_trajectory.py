@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unetscape.landscape import pca_plane, plane_extent
-from unetscape.models import build_model
+from unetscape.models.unet import build_model
 
 
 def flat(tensors):

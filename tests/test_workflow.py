@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from unetscape.code_inputs import script_modules
 from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake, write_config
+
+from unetscape.workflow.code_inputs import script_modules
 
 pytestmark = pytest.mark.workflow
 
@@ -151,7 +151,7 @@ def test_rerun_plans(smoke_run, tmp_path):
     # (Snakemake compares checksums, so the file's content must change, not just its mtime.)
     # In a copy: the other tests use the finished project as it is.
     copy = moved_copy(workdir, tmp_path / "edited")
-    losses = copy / "src/unetscape/losses.py"
+    losses = copy / "src/unetscape/models/losses.py"
     losses.write_text(losses.read_text() + "\n# edited\n")
     rules = {rule for rule, _ in planned_jobs(snakemake(copy, "--configfile", str(copy / config_path.name), "-n").stdout)}
     assert "train" in rules and "prepare_dataset" not in rules
@@ -200,7 +200,9 @@ def rules_running(workdir: Path, module: str) -> set[str]:
     return rules
 
 
-@pytest.mark.parametrize("module", ["landscape/folding.py", "training_tables.py", "findings.py", "plots/style.py"])
+@pytest.mark.parametrize(
+    "module", ["landscape/folding.py", "training/tables.py", "analysis/findings.py", "plots/style.py"]
+)
 def test_editing_a_package_module_reruns_exactly_the_rules_that_run_it(smoke_run, tmp_path, module):
     workdir, config_path = smoke_run
     moved = moved_copy(workdir, tmp_path / "copy")
@@ -219,8 +221,8 @@ _FIGURES = {"run_figures", "landscape_figure", "interpolation_figure", "metrics_
 DOWNSTREAM = {
     "landscape/folding.py": {"merge_surface", "landscape_metrics", "findings", "generalisation", "explore_study"}
     | _FIGURES,
-    "training_tables.py": {"findings", "generalisation", "metrics_figure", "all"},
-    "findings.py": {"all"},
+    "training/tables.py": {"findings", "generalisation", "metrics_figure", "all"},
+    "analysis/findings.py": {"all"},
     "plots/style.py": {"all"},
 }
 

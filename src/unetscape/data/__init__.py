@@ -1,9 +1,11 @@
-"""Datasets for the workflow: synthetic dermoscopy-like images or ISIC, stored as one .npz."""
+"""Datasets for the workflow: synthetic dermoscopy-like images or ISIC, stored as one .npz.
 
-from unetscape.data.isic import load_isic
-from unetscape.data.prepare import prepare_dataset
-from unetscape.data.store import Dataset, DatasetError, load_dataset, save_dataset
-from unetscape.data.synthetic import make_synthetic
+May import the basics (atomic, device, seeding) only."""
+
+from .isic import load_isic
+from .prepare import prepare_dataset
+from .store import Dataset, DatasetError, load_dataset, save_dataset
+from .synthetic import make_synthetic
 
 __all__ = [
     "Dataset",

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from unetscape.data.store import Dataset, DatasetError
+from .store import Dataset, DatasetError
 
 IMAGE_NAME = re.compile(r"^(ISIC_\d{7})\.jpe?g$", re.IGNORECASE)
 MASK_NAME = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from unetscape.data.isic import load_isic
-from unetscape.data.store import Dataset, DatasetError
-from unetscape.data.synthetic import make_synthetic
+from .isic import load_isic
+from .store import Dataset, DatasetError
+from .synthetic import make_synthetic
 
 SOURCES = ("synthetic", "isic")
 SYNTHETIC_DEFAULTS = {"num_images": 900, "size": 64, "seed": 0, "hair": True, "vignette": True, "heldout": 0}

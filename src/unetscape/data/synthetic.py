@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from unetscape.data.store import Dataset, DatasetError
+from .store import Dataset, DatasetError
 
 GENERATOR_VERSION = "synthetic-v1"
 SUPERSAMPLE = 2

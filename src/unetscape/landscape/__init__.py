@@ -1,6 +1,8 @@
 """Loss landscapes of trained models (Li et al. 2018, "Visualizing the Loss Landscape of
 Neural Nets"): normalised directions, surfaces on a grid, 1-D interpolation, PCA of the
-training path, and the batch-norm scale symmetry."""
+training path, and the batch-norm scale symmetry.
+
+May import training, models, data and the basics."""
 
 # Names resolve lazily (PEP 562): a job that only reads surface files does not pay for
 # importing torch.

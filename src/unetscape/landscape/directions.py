@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from unetscape.atomic import atomic_path
+
 from .surface_io import read_attrs, write_attrs
 
 NORMS = ("filter", "layer", "weight", "none")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation import evaluate
+from unetscape.training.evaluation import evaluate
 
 BN_PATHS = ("geometric", "recompute")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from unetscape.atomic import atomic_path
+
 from .surface_io import surface_array
 
 # vtkDataSetAttributes ghost flags

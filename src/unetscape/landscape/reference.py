@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
-from .surface import BN_MODES, _BATCH_NORMS
+from unetscape.models.losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+
+from .surface import _BATCH_NORMS, BN_MODES
 
 
 class ReferenceEvaluator:

@@ -71,7 +71,7 @@ def rescale_block_convs(model: nn.Module, factor: float) -> nn.Module:
         return rescale_bn_inputs(model, factor)
     if not factor > 0:
         raise ValueError(f"factor must be > 0, got {factor!r}")
-    from ..models import ConvBlock
+    from unetscape.models.unet import ConvBlock
 
     model = copy.deepcopy(model)
     for block in (m for m in model.modules() if isinstance(m, ConvBlock)):

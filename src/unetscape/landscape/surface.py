@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation import images_to_tensor, masks_to_tensor, noisy_copy
-from ..losses import PreparedMasks, metrics_per_image
+from unetscape.models.losses import PreparedMasks, metrics_per_image
+from unetscape.training.evaluation import images_to_tensor, masks_to_tensor, noisy_copy
+
 from .directions import check_directions_fit
 from .folding import FoldedNet
 from .grid import SurfaceGrid

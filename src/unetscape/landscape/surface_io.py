@@ -34,8 +34,9 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from .. import __version__
-from ..atomic import atomic_path
+from unetscape import __version__
+from unetscape.atomic import atomic_path
+
 from .grid import SurfaceGrid
 
 SURFACE_FORMAT = "unetscape-surface/1"

@@ -152,7 +152,8 @@ def save_projection(path, coords: np.ndarray, epochs: Sequence[int], attrs: dict
     `epochs`; `attrs` (e.g. the directions file) as root attributes."""
     import h5py
 
-    from ..atomic import atomic_path
+    from unetscape.atomic import atomic_path
+
     from .surface_io import write_attrs
 
     coords = np.asarray(coords, dtype=np.float64)

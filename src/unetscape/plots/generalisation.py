@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..generalisation import MEASURES, TARGETS
+from unetscape.analysis.generalisation import MEASURES, TARGETS
+
 from .style import plt, save_figure
 
 MARKERS = {"sgd": "o", "sgd_momentum": "^"}

@@ -17,8 +17,9 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..landscape.surface_io import surface_array
+from unetscape.atomic import atomic_path
+from unetscape.landscape.surface_io import surface_array
+
 from .labels import measured, outcome_note
 
 # Points drawn between two checkpoints, so the path follows the surface instead of cutting
@@ -190,7 +191,7 @@ def write_page(fig, out: str | os.PathLike) -> None:
 
 def explore_study(title: str, runs: list[str], surface_paths: list, trajectory_paths: list, out, log=print) -> None:
     """What rule explore_study writes: one page with every run's surfaces of a study."""
-    from ..landscape.surface_io import read_surface
+    from unetscape.landscape.surface_io import read_surface
 
     entries = [(run, read_surface(s), read_surface(t)) for run, s, t in zip(runs, surface_paths, trajectory_paths,
                                                                            strict=True)]
@@ -200,7 +201,7 @@ def explore_study(title: str, runs: list[str], surface_paths: list, trajectory_p
 
 def explore_run(run: str, surface_path, trajectory_path, page_out, log=print) -> None:
     """What rule explore_run writes: the 3-D page of one run."""
-    from ..landscape.surface_io import read_surface
+    from unetscape.landscape.surface_io import read_surface
 
     write_run_page(run, read_surface(surface_path), read_surface(trajectory_path), page_out)
     log(f"{page_out}: {run}")
@@ -208,8 +209,8 @@ def explore_run(run: str, surface_path, trajectory_path, page_out, log=print) ->
 
 def write_vts_files(surface_path, trajectory_path, random_vts_out, pca_vts_out, log=print) -> None:
     """A ParaView file of each of a run's two surfaces."""
-    from ..landscape.paraview import write_vts
-    from ..landscape.surface_io import read_surface
+    from unetscape.landscape.paraview import write_vts
+    from unetscape.landscape.surface_io import read_surface
 
     for path, out in ((surface_path, random_vts_out), (trajectory_path, pca_vts_out)):
         surface = read_surface(path)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..landscape.surface_io import surface_array
+from unetscape.landscape.surface_io import surface_array
+
 from .labels import measured, outcome_note
 from .style import plt, save_figure
 
@@ -176,7 +177,7 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
 
 
 def _read(path):
-    from ..landscape.surface_io import read_surface
+    from unetscape.landscape.surface_io import read_surface
 
     return read_surface(path)
 
@@ -184,7 +185,7 @@ def _read(path):
 def _read_curve(path) -> dict:
     import h5py
 
-    from ..landscape.surface_io import read_attrs
+    from unetscape.landscape.surface_io import read_attrs
 
     with h5py.File(path, "r") as f:
         return {k: f[k][()] for k in f} | {"attrs": read_attrs(f)}
@@ -261,7 +262,8 @@ def _column_label(run: dict, fields: list[str]) -> str:
 
 def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_paths) -> None:
     """Rows = architectures, columns = the study's other factors; one shared colour scale."""
-    from ..training_tables import parse_run_id
+    from unetscape.training.tables import parse_run_id
+
     from .style import arch_label
 
     runs = [parse_run_id(r) for r in study["runs"]]
@@ -277,7 +279,7 @@ def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_path
 def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, pair_paths: list,
                               log_scale: bool, *out_paths) -> None:
     """Left: initial -> final weights of every run; right: final weights of seed a -> seed b."""
-    from ..training_tables import parse_run_id
+    from unetscape.training.tables import parse_run_id
 
     runs = [parse_run_id(r) for r in study["runs"]]
     fields = _columns(runs)

@@ -7,7 +7,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..landscape.surface_io import read_attrs
+from unetscape.landscape.surface_io import read_attrs
+
 from .style import plt, save_figure
 
 PANELS = [

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # jobs run without a display, possibly on cluster nodes
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..atomic import atomic_path  # noqa: E402
+from unetscape.atomic import atomic_path  # noqa: E402
 
 plt.rcParams.update(
     {

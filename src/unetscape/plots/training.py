@@ -7,7 +7,8 @@ import os
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from ..training_tables import parse_run_id, read_history
+from unetscape.training.tables import parse_run_id, read_history
+
 from .style import arch_label, plt, save_figure
 
 SEED_STYLES = ["-", "--", ":", "-."]
@@ -38,7 +39,7 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
     `study` holds `title`, `runs` (run ids, same order as `history_paths`) and `archs`
     (name -> resolved architecture dict), as the workflow passes them.
     """
-    from ..outcomes import read_outcome
+    from unetscape.training.outcomes import read_outcome
 
     runs = [parse_run_id(r) for r in study["runs"]]
     outcomes = [read_outcome(p) for p in outcome_paths] if outcome_paths else [None] * len(runs)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
 
 ARCH_DEFAULTS = {
     "depth": 3,

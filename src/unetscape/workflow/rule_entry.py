@@ -132,7 +132,7 @@ def torch_job(smk):
     (`unetscape.device.resolve_device`: a free GPU for `cuda`/`auto`). Returns the device."""
     import torch  # here, so rules that draw figures or tables do not load torch
 
-    from .device import resolve_device
+    from unetscape.device import resolve_device
 
     torch.set_num_threads(smk.threads)
     return resolve_device(smk.params.device)

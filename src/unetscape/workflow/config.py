@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 
-
-from .models import resolve_arch
+from unetscape.models.unet import resolve_arch
 
 
 class ConfigError(ValueError):
@@ -89,63 +87,6 @@ def train_settings(config: dict, run: Run) -> dict:
                       "collapse_margin", "cpu_convolutions")
         },
     }
-
-
-def _where(error: "jsonschema.ValidationError") -> str:
-    path = ""
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
-
-
-def validate_config(config: dict, schema_path: str | Path) -> None:
-    """Check `config` against the JSON schema, the cross-references between its sections and
-    the constraints between its values (unetscape/config_checks.py).
-
-    Raises ConfigError with one line naming the offending key.
-    """
-    import jsonschema  # only validation needs it: the package's numerical code runs without it
-
-    from .config_checks import check_config
-    from .strict_yaml import load_yaml_file
-
-    schema = load_yaml_file(schema_path)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
-    if errors:
-        error = errors[0]
-        # The schema's description of the key says what the value means (and why a limit is there).
-        about = error.schema.get("description") if isinstance(error.schema, dict) else None
-        about = f" ({' '.join(about.split())})" if about else ""
-        raise ConfigError(f"config key {_where(error)}: {error.message}{about}")
-    for name in config["archs"]:
-        try:
-            arch_spec(config, name)
-        except ValueError as err:
-            raise ConfigError(f"config key archs.{name}: {err}") from None
-    for study, spec in config["studies"].items():
-        for key, section in (("archs", "archs"), ("optimizers", "optimizers")):
-            for name in spec[key]:
-                if name not in config[section]:
-                    raise ConfigError(
-                        f"config key studies.{study}.{key}: {name!r} is not defined under '{section}' "
-                        f"(defined: {', '.join(config[section])})"
-                    )
-    evaluation = config["landscape"]["evaluation"]
-    if evaluation["points_per_pass"] > 1 and evaluation["bn"] == "recompute":
-        raise ConfigError(
-            "config key landscape.evaluation.points_per_pass: must be 1 with bn 'recompute' "
-            "(BN statistics are re-estimated point by point)"
-        )
-    runs = {run.id for run in all_runs(config)}
-    for run_id in config["scale_invariance"]["runs"]:
-        if run_id not in runs:
-            raise ConfigError(f"config key scale_invariance.runs: {run_id!r} is not a run of any study")
-    if config["data"]["source"] == "isic":
-        for key in ("images_dir", "masks_dir"):
-            if not config["data"].get(key):
-                raise ConfigError(f"config key data.{key}: required when data.source is 'isic'")
-    check_config(config)
 
 
 def canonical(value):

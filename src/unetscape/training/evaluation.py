@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+from unetscape.models.losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
 
 
 def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:

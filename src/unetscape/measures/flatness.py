@@ -40,9 +40,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .landscape.folding import FoldedNet
-from .losses import hard_dice_per_image, soft_dice_loss_per_image
-from .seeding import derive_seed
+from unetscape.landscape.folding import FoldedNet
+from unetscape.models.losses import hard_dice_per_image, soft_dice_loss_per_image
+from unetscape.seeding import derive_seed
 
 Loss = Callable[[torch.Tensor], float]
 LossAndGradient = Callable[[torch.Tensor], tuple[float, torch.Tensor]]

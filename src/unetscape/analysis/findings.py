@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .losses import soft_dice_loss_per_image
+from unetscape.models.losses import soft_dice_loss_per_image
 
 ORDERS = ("algebraic", "magnitude")
 CURVATURE_DEFAULTS = {

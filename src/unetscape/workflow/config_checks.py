@@ -5,7 +5,7 @@ a job (or quietly compute the wrong thing) stops when it is loaded, before any j
 of them are cheap: the whole DAG is built on every snakemake call. `check_config` runs them
 all; `validate_config` calls it after the schema.
 
-    python -m unetscape.config_checks FILE...   checks config files as the workflow does
+    python -m unetscape.workflow.config_checks FILE...   checks config files as the workflow does
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, arch_spec, study_runs
+from .config import ConfigError, all_runs, arch_spec, study_runs
+from .strict_yaml import YamlError, load_yaml_file
 
 # Grid axes [min, max, num] around the trained weights (at coordinate 0).
 AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "scale_invariance.x")
@@ -27,8 +28,63 @@ IMAGE_CHANNELS = 3
 # name of the workflow's own.
 STUDY_FIGURES = ("", "_landscape", "_interpolation", "_metrics")
 WORKFLOW_FIGURES = ("scale_invariance",)
-# A PCA plane needs three saved checkpoints (unetscape/landscape/jobs.py, trajectory).
+# A PCA plane needs three saved checkpoints (unetscape/jobs/, trajectory).
 PCA_CHECKPOINTS = 3
+
+
+def _where(error: "jsonschema.ValidationError") -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Check `config` against the JSON schema, the cross-references between its sections and
+    the constraints between its values (`check_config`).
+
+    Raises ConfigError with one line naming the offending key.
+    """
+    import jsonschema  # only validation needs it: the package's numerical code runs without it
+
+
+    schema = load_yaml_file(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if errors:
+        error = errors[0]
+        # The schema's description of the key says what the value means (and why a limit is there).
+        about = error.schema.get("description") if isinstance(error.schema, dict) else None
+        about = f" ({' '.join(about.split())})" if about else ""
+        raise ConfigError(f"config key {_where(error)}: {error.message}{about}")
+    for name in config["archs"]:
+        try:
+            arch_spec(config, name)
+        except ValueError as err:
+            raise ConfigError(f"config key archs.{name}: {err}") from None
+    for study, spec in config["studies"].items():
+        for key, section in (("archs", "archs"), ("optimizers", "optimizers")):
+            for name in spec[key]:
+                if name not in config[section]:
+                    raise ConfigError(
+                        f"config key studies.{study}.{key}: {name!r} is not defined under '{section}' "
+                        f"(defined: {', '.join(config[section])})"
+                    )
+    evaluation = config["landscape"]["evaluation"]
+    if evaluation["points_per_pass"] > 1 and evaluation["bn"] == "recompute":
+        raise ConfigError(
+            "config key landscape.evaluation.points_per_pass: must be 1 with bn 'recompute' "
+            "(BN statistics are re-estimated point by point)"
+        )
+    runs = {run.id for run in all_runs(config)}
+    for run_id in config["scale_invariance"]["runs"]:
+        if run_id not in runs:
+            raise ConfigError(f"config key scale_invariance.runs: {run_id!r} is not a run of any study")
+    if config["data"]["source"] == "isic":
+        for key in ("images_dir", "masks_dir"):
+            if not config["data"].get(key):
+                raise ConfigError(f"config key data.{key}: required when data.source is 'isic'")
+    check_config(config)
 
 
 def check_config(config: dict) -> None:
@@ -192,7 +248,7 @@ def dataset_images(config: dict) -> tuple[int, int]:
     """How many training and held-out images the configured data set will hold, known without building it."""
     data = config["data"]
     if data["source"] == "synthetic":
-        from .data.prepare import SYNTHETIC_DEFAULTS
+        from unetscape.data.prepare import SYNTHETIC_DEFAULTS
 
         num, held = data.get("num_images"), data.get("heldout")
         return (SYNTHETIC_DEFAULTS["num_images"] if num is None else num), (held or 0)
@@ -230,8 +286,8 @@ def isic_images(data: dict) -> tuple[int, int]:
 
 
 def count_isic_folder(data: dict, images_key: str, masks_key: str) -> int:
-    from .data.isic import IMAGE_NAME, find_files
-    from .data.store import DatasetError
+    from unetscape.data.isic import IMAGE_NAME, find_files
+    from unetscape.data.store import DatasetError
 
     for key in (images_key, masks_key):
         if not Path(data[key]).is_dir():
@@ -289,10 +345,7 @@ def check_evaluation_subset(config: dict, images: int, heldout: int) -> None:
 
 def main(argv: list[str]) -> int:
     """Check each config file as the workflow does: strict YAML, schema, these constraints."""
-    from .config import validate_config
-    from .strict_yaml import YamlError, load_yaml_file
-
-    schema = Path(__file__).resolve().parents[2] / "config" / "schema" / "config.schema.yaml"
+    schema = Path(__file__).resolve().parents[3] / "config" / "schema" / "config.schema.yaml"
     failed = 0
     for path in argv:
         try:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
 
 OUTCOMES = ("finished", "diverged", "collapsed", "not_converged")
 # What the landscape jobs measure for each outcome, and how files and figures label it.

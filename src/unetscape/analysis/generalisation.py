@@ -19,7 +19,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
+
 from .rank_correlation import generalisation_table
 
 # column -> (what it is, "sharper" if a larger value means a sharper minimum, "flatter" if a

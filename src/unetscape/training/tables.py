@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
+
 from .outcomes import read_outcome
 
 RUN_ID = re.compile(r"^(?P<arch>[^/]+)/(?P<optimizer>[^/]+)/noise(?P<noise>[^/]+)/seed(?P<seed>\d+)$")

@@ -13,11 +13,12 @@ import os
 
 import pandas as pd
 
-from .atomic import atomic_path
-from .landscape.surface_io import read_surface
-from .landscape_metrics import surface_metrics
+from unetscape.atomic import atomic_path
+from unetscape.landscape.surface_io import read_surface
+from unetscape.measures.surface_metrics import surface_metrics
+from unetscape.training.tables import parse_run_id, read_history, summarize_history
+
 from .statistics import condition_table
-from .training_tables import parse_run_id, read_history, summarize_history
 
 # Metrics summarised over seeds (the headline numbers of the study figures).
 HEADLINE = ["roughness", "total_variation", "strict_local_minima", "top_eigenvalue", "trace", "nonconvexity",

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .landscape.surface_io import surface_array
+from unetscape.landscape.surface_io import surface_array
 
 # Directions of the half-lines along which basin width is measured: name, axis, sign.
 DIRECTIONS_2D = (("xpos", 0, +1), ("xneg", 0, -1), ("ypos", 1, +1), ("yneg", 1, -1))

@@ -15,12 +15,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from unetscape.atomic import atomic_path
+from unetscape.models.losses import dice_loss
+from unetscape.models.unet import build_model, save_checkpoint
+from unetscape.seeding import derive_seed
+
 from .evaluation import evaluate, images_to_tensor, masks_to_tensor
-from .losses import dice_loss
-from .models import build_model, save_checkpoint
-from .outcomes import CHECKPOINT_ROLES, Plateau, best_constant_dice, classify, plateau_fall, plateau_reached, write_outcome
-from .seeding import derive_seed
+from .outcomes import (
+    CHECKPOINT_ROLES,
+    Plateau,
+    best_constant_dice,
+    classify,
+    plateau_fall,
+    plateau_reached,
+    write_outcome,
+)
 
 OPTIMIZER_PRESETS = {"sgd": {"momentum": 0.0}, "sgd_momentum": {"momentum": 0.9}}
 HISTORY_COLUMNS = [
@@ -91,6 +100,26 @@ def _finite_params(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@dataclass
+class TrainingData:
+    """The training images and masks as model inputs, and the held-out pair if there is one."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    heldout: tuple[torch.Tensor, torch.Tensor] | None
+
+    @classmethod
+    def from_arrays(cls, images, masks, heldout_images, heldout_masks, device) -> "TrainingData":
+        x = images_to_tensor(images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT)
+        heldout = None
+        if heldout_images is not None and len(heldout_images):
+            heldout = (
+                images_to_tensor(heldout_images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT),
+                masks_to_tensor(heldout_masks, device),
+            )
+        return cls(x, masks_to_tensor(masks, device), heldout)
+
+
 def train(
     images: np.ndarray,
     masks: np.ndarray,
@@ -107,12 +136,12 @@ def train(
     """Train from seeded initial weights; write checkpoints, the history CSV and the outcome.
 
     After every epoch the model is evaluated (eval mode, clean images) on the whole training
-    set and, if given, on the held-out set. Training stops early when the training loss reaches
-    a plateau (`settings.plateau`, if `stop_on_plateau`); the last epoch is always saved. A
-    non-finite loss or weight is a result: training stops, the history row says `diverged`,
-    the checkpoints saved so far stay, and the function returns normally. The outcome
-    (`outcomes.classify`) is written to every history row and, with the details, to
-    `outcome_path` as JSON.
+    set and, if given, on the held-out set (`evaluate_epoch`). Training stops early when the
+    training loss reaches a plateau (`settings.plateau`, if `stop_on_plateau`); the last epoch
+    is always saved. A non-finite loss or weight is a result: training stops, the history row
+    says `diverged`, the checkpoints saved so far stay, and the function returns normally. The
+    outcome (`outcomes.classify`) is written to every history row and, with the details
+    (`outcome_summary`), to `outcome_path` as JSON.
     """
     device = torch.device(device)
     seeds = settings.seeds()
@@ -126,40 +155,13 @@ def train(
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum)
     order_gen = torch.Generator(device="cpu").manual_seed(seeds["order_seed"])
     noise_gen = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
-
-    x = images_to_tensor(images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT)
-    y = masks_to_tensor(masks, device)
-    heldout = None
-    if heldout_images is not None and len(heldout_images):
-        heldout = (
-            images_to_tensor(heldout_images, device).contiguous(memory_format=TRAIN_MEMORY_FORMAT),
-            masks_to_tensor(heldout_masks, device),
-        )
-    n = x.shape[0]
+    data = TrainingData.from_arrays(images, masks, heldout_images, heldout_masks, device)
     plateau = settings.plateau_rule
-    # Only the training steps: whole-set evaluation is faster with oneDNN's batched kernels.
-    native = device.type == "cpu" and settings.cpu_convolutions == "native"
-    def step_backend():
-        return torch.backends.mkldnn.flags(enabled=False) if native else contextlib.nullcontext()
-    steps_per_epoch = math.ceil(n / settings.batch_size)
     meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings),
             "memory_format": str(TRAIN_MEMORY_FORMAT).removeprefix("torch.")}
 
     rows: list[dict] = []
     saved: list[Path] = []
-
-    def epoch_row(epoch: int, step: int) -> dict:
-        model.eval()
-        metrics = evaluate(model, x, y, settings.eval_batch_size)
-        held = {}
-        if heldout is not None:
-            held = {f"heldout_{k}": v for k, v in evaluate(model, *heldout, settings.eval_batch_size).items()}
-        model.train()
-        diverged = not math.isfinite(metrics["loss"])
-        row = {"kind": "epoch", "step": step, "epoch": epoch, **metrics, **held, "lr": settings.lr,
-               "diverged": diverged}
-        rows.append(row)
-        return row
 
     def save(epoch: int) -> None:
         path = checkpoint_dir / checkpoint_name(epoch)
@@ -167,40 +169,23 @@ def train(
         saved.append(path)
 
     start = time.time()
-    row = epoch_row(0, 0)
+    row = evaluate_epoch(model, data, settings, 0, 0)
+    rows.append(row)
     save(0)
     log(f"[{run_id}] epoch 0/{settings.epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
     step, diverged, epochs_run, on_plateau = 0, False, 0, False
     losses = [row["loss"]]
-    model.train()
     for epoch in range(1, settings.epochs + 1):
-        order = torch.randperm(n, generator=order_gen).to(device)
-        for b in range(steps_per_epoch):
-            idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-            xb = x[idx]
-            if settings.noise > 0:
-                xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
-            with step_backend():
-                loss = dice_loss(model(xb), y[idx])
-            step += 1
-            value = loss.item()
-            if not math.isfinite(value):
-                diverged = True
-                rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
-                             "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": True})
-                break
-            optimizer.zero_grad(set_to_none=True)
-            with step_backend():
-                loss.backward()
-            optimizer.step()
-            rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
-                         "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": False})
-        if diverged or not _finite_params(model):
+        step_rows = train_epoch(model, optimizer, data, settings, epoch, step, order_gen, noise_gen)
+        rows += step_rows
+        step = step_rows[-1]["step"]
+        if step_rows[-1]["diverged"] or not _finite_params(model):
             diverged = True
             rows[-1]["diverged"] = True
             log(f"[{run_id}] diverged in epoch {epoch} at step {step}; stopping")
             break
-        row = epoch_row(epoch, step)
+        row = evaluate_epoch(model, data, settings, epoch, step)
+        rows.append(row)
         epochs_run = epoch
         if row["diverged"]:
             diverged = True
@@ -211,7 +196,7 @@ def train(
         if epoch % settings.save_every == 0 or epoch == settings.epochs or on_plateau:
             save(epoch)
         rate = step * settings.batch_size / (time.time() - start)
-        held = f" held-out dice {row['heldout_dice']:.4f}" if heldout is not None else ""
+        held = f" held-out dice {row['heldout_dice']:.4f}" if data.heldout is not None else ""
         log(f"[{run_id}] epoch {epoch}/{settings.epochs}: loss {row['loss']:.4f} "
             f"dice {row['dice']:.4f} iou {row['iou']:.4f}{held} ({rate:.0f} img/s)")
         if on_plateau:
@@ -220,8 +205,7 @@ def train(
                 f"(<= {plateau.tolerance:g} x the initial loss {initial:.4f}); stopping")
             break
 
-    epochs = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])]
-    final = epochs[-1]
+    final = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])][-1]
     constant = best_constant_dice(masks)
     outcome, reason = classify(
         losses, final["dice"], diverged, on_plateau, constant, plateau, settings.collapse_margin
@@ -231,30 +215,89 @@ def train(
     write_history(rows, history_path)
     log(f"[{run_id}] outcome: {outcome} ({reason})")
     if outcome_path is not None:
-        trained = [p for p in saved if int(p.stem.split("_")[1]) > 0]
-        summary = {
-            "run": run_id,
-            "outcome": outcome,
-            "reason": reason,
-            "epochs_run": epochs_run,
-            "max_epochs": settings.epochs,
-            "stopped_on_plateau": on_plateau,
-            "plateau": {"window": plateau.window, "tolerance": plateau.tolerance,
-                        **dict(zip(("fall", "initial_loss"), plateau_fall(losses, plateau.window)))},
-            "final_epoch": final["epoch"],
-            **{f"final_{k}": final.get(k, math.nan) for k in ("loss", "dice", "iou", "heldout_loss",
-                                                              "heldout_dice", "heldout_iou")},
-            "constant_dice": constant,
-            "heldout_constant_dice": best_constant_dice(heldout_masks) if heldout is not None else None,
-            "collapse_margin": settings.collapse_margin,
-            # The weights every landscape job measures: never the initial ones.
-            "landscape_checkpoint": trained[-1].name if trained else None,
-            "checkpoint_role": CHECKPOINT_ROLES[outcome] if trained else None,
-            "seed": settings.seed,
-            **seeds,
-        }
+        summary = outcome_summary(
+            run_id, outcome, reason, settings, losses, final, saved, epochs_run, on_plateau, constant,
+            best_constant_dice(heldout_masks) if data.heldout is not None else None,
+        )
         write_outcome(summary, outcome_path)
     return TrainResult(epochs_run, diverged, final["loss"], saved, outcome, reason)
+
+
+def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, epoch: int, step: int,
+                order_gen: torch.Generator, noise_gen: torch.Generator) -> list[dict]:
+    """One epoch of SGD steps in a seeded order, with seeded input noise; one history row per step.
+
+    Stops at the first non-finite loss (that row says `diverged`) without stepping on it.
+    """
+    device = data.x.device
+    n = data.x.shape[0]
+    # Only the training steps: whole-set evaluation is faster with oneDNN's batched kernels.
+    native = device.type == "cpu" and settings.cpu_convolutions == "native"
+    backend = (lambda: torch.backends.mkldnn.flags(enabled=False)) if native else contextlib.nullcontext
+    rows = []
+    model.train()
+    order = torch.randperm(n, generator=order_gen).to(device)
+    for b in range(math.ceil(n / settings.batch_size)):
+        idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+        xb = data.x[idx]
+        if settings.noise > 0:
+            xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
+        with backend():
+            loss = dice_loss(model(xb), data.y[idx])
+        step += 1
+        value = loss.item()
+        finite = math.isfinite(value)
+        rows.append({"kind": "step", "step": step, "epoch": epoch, "loss": value,
+                     "dice": math.nan, "iou": math.nan, "lr": settings.lr, "diverged": not finite})
+        if not finite:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        with backend():
+            loss.backward()
+        optimizer.step()
+    return rows
+
+
+def evaluate_epoch(model, data: TrainingData, settings: TrainSettings, epoch: int, step: int) -> dict:
+    """The history row of an epoch's end: whole-set metrics in eval mode, clean images."""
+    model.eval()
+    metrics = evaluate(model, data.x, data.y, settings.eval_batch_size)
+    held = {}
+    if data.heldout is not None:
+        held = {f"heldout_{k}": v for k, v in evaluate(model, *data.heldout, settings.eval_batch_size).items()}
+    model.train()
+    return {"kind": "epoch", "step": step, "epoch": epoch, **metrics, **held, "lr": settings.lr,
+            "diverged": not math.isfinite(metrics["loss"])}
+
+
+def outcome_summary(run_id: str, outcome: str, reason: str, settings: TrainSettings, losses: list[float],
+                    final: dict, saved: list[Path], epochs_run: int, on_plateau: bool, constant: float,
+                    heldout_constant: float | None) -> dict:
+    """What `outcome.json` says of a run: its outcome and why, its final metrics, and the
+    checkpoint its landscapes measure."""
+    plateau = settings.plateau_rule
+    trained = [p for p in saved if int(p.stem.split("_")[1]) > 0]
+    return {
+        "run": run_id,
+        "outcome": outcome,
+        "reason": reason,
+        "epochs_run": epochs_run,
+        "max_epochs": settings.epochs,
+        "stopped_on_plateau": on_plateau,
+        "plateau": {"window": plateau.window, "tolerance": plateau.tolerance,
+                    **dict(zip(("fall", "initial_loss"), plateau_fall(losses, plateau.window)))},
+        "final_epoch": final["epoch"],
+        **{f"final_{k}": final.get(k, math.nan) for k in ("loss", "dice", "iou", "heldout_loss",
+                                                          "heldout_dice", "heldout_iou")},
+        "constant_dice": constant,
+        "heldout_constant_dice": heldout_constant,
+        "collapse_margin": settings.collapse_margin,
+        # The weights every landscape job measures: never the initial ones.
+        "landscape_checkpoint": trained[-1].name if trained else None,
+        "checkpoint_role": CHECKPOINT_ROLES[outcome] if trained else None,
+        "seed": settings.seed,
+        **settings.seeds(),
+    }
 
 
 def write_history(rows: list[dict], path: str | os.PathLike) -> None:

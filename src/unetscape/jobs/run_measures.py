@@ -1,0 +1,180 @@
+"""Rule run_measures: at a run's measured weights, its training path (the PCA plane of its
+checkpoints with the surface on it, the line from the initial weights) and the curvature and
+flatness measures of its minimum."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from unetscape import __version__
+from unetscape.atomic import atomic_path
+from unetscape.jobs.interpolation import interpolation_init
+from unetscape.jobs.measured import (
+    Log,
+    checkpoint_attrs,
+    epoch_of,
+    json_safe,
+    list_checkpoints,
+    load_evaluation_set,
+    measured_weights,
+)
+from unetscape.jobs.surface import whole_surface
+from unetscape.landscape.directions import parameter_names, save_directions
+from unetscape.landscape.grid import SurfaceGrid
+from unetscape.landscape.surface import resolve_batch_size
+from unetscape.landscape.surface_io import merge_chunks
+from unetscape.landscape.trajectory import fit_pca_plane, plane_extent, save_projection
+from unetscape.models.unet import load_checkpoint, read_checkpoint
+
+
+def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print, label: dict | None = None,
+                     checkpoints: list | None = None, projection_out=None) -> None:
+    """PCA plane of the training path (theta_e - theta_final), the projected path and a grid covering it.
+
+    `checkpoints` ((epoch, path) pairs, default: all of the run) end at the measured weights.
+    The directions file also holds sklearn's PCA statistics as datasets (as the reference's
+    does); `projection_out` gets the path in the reference's projection-file format.
+    """
+    checkpoints = checkpoints or list_checkpoints(checkpoint_dir)
+    states = [read_checkpoint(p)["state_dict"] for _, p in checkpoints]
+    model = load_checkpoint(checkpoints[-1][1])
+    pca = fit_pca_plane(states, model, settings["ignore"])
+    dx, dy, coords, ratio = pca.dx, pca.dy, pca.coords, pca.explained_variance_ratio
+    x_range, y_range = plane_extent(coords, settings["margin"])
+    attrs = {
+        "plane": "pca",
+        "direction_ignore": settings["ignore"],
+        **(label or {}),
+        **checkpoint_attrs(checkpoints[-1][1]),
+        "grid_x": [*x_range, int(settings["num"])],
+        "grid_y": [*y_range, int(settings["num"])],
+        "path_epochs": [e for e, _ in checkpoints],
+        "path_x": coords[:, 0].tolist(),
+        "path_y": coords[:, 1].tolist(),
+        "explained_variance_ratio": ratio.tolist(),
+    }
+    save_directions(out, [dx, dy], attrs, parameter_names(model), datasets=pca.statistics())
+    if projection_out is not None:
+        save_projection(projection_out, coords, attrs["path_epochs"], {"dir_file": str(out), "projection": "cos"})
+    log(f"PCA plane of {len(checkpoints)} checkpoints: explained variance {ratio.round(4).tolist()}")
+
+
+def trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, settings: dict,
+               evaluation: dict, noise: float, device, log: Log = print, projection_out=None) -> None:
+    """PCA plane of the training path and the surface on it, in one job (the plane's grid is
+    only known once the path is projected). The surface attributes carry the projected path;
+    `projection_out` gets it in the reference's projection-file format. The path runs from
+    epoch 0 to the run's measured weights."""
+    path, label = measured_weights(checkpoint_dir, outcome_path)
+    checkpoints = [(e, p) for e, p in list_checkpoints(checkpoint_dir) if path is not None and e <= epoch_of(path)]
+    if len(checkpoints) < 3:
+        # A run that diverged within its first epochs: no plane to fit. Write the files with
+        # the reason, so the workflow and its figures go on (divergence is a result).
+        no_trajectory(checkpoints or list_checkpoints(checkpoint_dir)[:1], directions_out, surface_out, settings,
+                       log, label, projection_out)
+        return
+    trajectory_plane(checkpoint_dir, directions_out, settings, log, label, checkpoints, projection_out)
+    whole_surface(checkpoint_dir, outcome_path, directions_out, dataset_path, surface_out, evaluation, noise, device,
+                  log, heldout=False)
+
+
+def training_path(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, projection_out,
+                  interpolation_out, trajectory_settings: dict, interpolation_settings: dict, evaluation: dict,
+                  noise: float, device, log: Log = print) -> None:
+    """Everything along one run's training path, in one job: the PCA trajectory with its surface
+    and projection file, and the straight line from the initial to the measured weights."""
+    trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surface_out, trajectory_settings,
+               evaluation, noise, device, log, projection_out=projection_out)
+    interpolation_init(checkpoint_dir, outcome_path, dataset_path, interpolation_out, interpolation_settings,
+                       evaluation, noise, device, log)
+
+
+def no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log: Log, label: dict,
+                   projection_out=None) -> None:
+    if "unavailable" in label:
+        reason, measured = label["unavailable"], {}  # nothing trained: no checkpoint to name
+    else:
+        reason = f"only {len(checkpoints)} checkpoint(s) were saved before training stopped; a PCA plane needs 3"
+        measured = checkpoint_attrs(checkpoints[-1][1])
+    model = load_checkpoint(checkpoints[-1][1])
+    zeros = [torch.zeros_like(p) for p in model.parameters()]
+    attrs = {"plane": "pca", **label, "unavailable": reason, **measured,
+             "path_epochs": [e for e, _ in checkpoints], "path_x": [0.0] * len(checkpoints),
+             "path_y": [0.0] * len(checkpoints), "explained_variance_ratio": [float("nan")] * 2}
+    nan = np.full(2, np.nan)
+    statistics = {"explained_variance_ratio_": nan, "singular_values_": nan, "explained_variance_": nan}
+    save_directions(directions_out, [zeros, zeros], attrs, parameter_names(model), datasets=statistics)
+    if projection_out is not None:
+        coords = np.column_stack([attrs["path_x"], attrs["path_y"]])
+        save_projection(projection_out, coords, attrs["path_epochs"],
+                        {"dir_file": str(directions_out), "projection": "cos", "unavailable": reason})
+    grid = SurfaceGrid.from_config([-1, 1, settings["num"]], [-1, 1, settings["num"]])
+    merge_chunks([], grid, surface_out, {**attrs, "dir_file": str(directions_out)})
+    log(f"no trajectory: {reason}")
+
+
+def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
+            log: Log = print) -> None:
+    """Curvature of the whole-set Dice loss at the measured weights, as JSON (NaN written as null).
+
+    The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
+    the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
+    from unetscape.measures.curvature import curvature_summary
+
+    path, label = measured_weights(checkpoint_dir, outcome_path)
+    if path is None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps({**label, "top_eigenvalues": None, "finite": False}, indent=2) + "\n")
+        log(f"no curvature: {label['unavailable']}")
+        return
+    model = load_checkpoint(path, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    curvature = {
+        "k": settings["top_k"],
+        "tol": settings["tol"],
+        "max_iter": settings["max_iter"],
+        "which": settings["which"],
+        "trace_samples": settings["trace_samples"],
+        "seed": settings["seed"],
+        "batch_size": resolve_batch_size(evaluation["batch_size"], x),
+    }
+    summary = curvature_summary(model, x, y, curvature, log=log)
+    summary.update(label, **checkpoint_attrs(path), eval_set=description, eval_indices=description["indices"],
+                   device=str(device), unetscape_version=__version__)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+
+
+def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float,
+             device, log: Log = print) -> None:
+    """The generalisation measures of the measured weights (`flatness.flatness_summary`: adaptive
+    sharpness, PAC-Bayes flatness, norms; batch norm folded), as JSON (NaN written as null)."""
+    from unetscape.measures.flatness import flatness_summary
+
+    path, label = measured_weights(checkpoint_dir, outcome_path)
+    if path is None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps({**label, "finite": False}, indent=2) + "\n")
+        log(f"no flatness measures: {label['unavailable']}")
+        return
+    model = load_checkpoint(path, device)
+    initial = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1], device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
+    summary = flatness_summary(model, x, y, initial, options, log=log)
+    summary.update(label, **checkpoint_attrs(path), eval_set=description, device=str(device),
+                   unetscape_version=__version__)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+
+
+def curvature_and_flatness(checkpoint_dir, outcome_path, dataset_path, hessian_out, flatness_out, curvature: dict,
+                           flatness_settings: dict, evaluation: dict, noise: float, device, log: Log = print) -> None:
+    """Every measure of the shape of the minimum, in one job: the Hessian's curvature and the
+    flatness measures the generalisation study ranks."""
+    hessian(checkpoint_dir, outcome_path, dataset_path, hessian_out, curvature, evaluation, noise, device, log)
+    flatness(checkpoint_dir, outcome_path, dataset_path, flatness_out, flatness_settings, evaluation, noise, device,
+             log)
