@@ -78,3 +78,40 @@ def rescale_block_convs(model: nn.Module, factor: float) -> nn.Module:
         for conv in (m for m in block if isinstance(m, _CONVS)):
             conv.weight.mul_(factor)
     return model
+
+
+# Activations with f(c z) = c f(z) for c > 0: a layer in front of one can be rescaled by c and
+# the layer after it by 1/c without changing the network (Dinh et al. 2017).
+_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU)
+
+
+def relu_pairs(model: nn.Module) -> list[tuple[str, str]]:
+    """(first, second) names of convolutions with only a positively homogeneous activation
+    between them inside an nn.Sequential (conv -> ReLU -> conv): pairs that
+    `rescale_relu_pair` may rescale by (c, 1/c)."""
+    pairs = []
+    for prefix, module in model.named_modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        named = list(module.named_children())
+        for (a, first), (_, act), (b, second) in zip(named, named[1:], named[2:]):
+            if isinstance(first, _CONVS) and isinstance(act, _HOMOGENEOUS) and isinstance(second, _CONVS):
+                pairs.append((f"{prefix}.{a}" if prefix else a, f"{prefix}.{b}" if prefix else b))
+    return pairs
+
+
+@torch.no_grad()
+def rescale_relu_pair(model: nn.Module, first: str, second: str, factor: float) -> nn.Module:
+    """A copy of `model` with convolution `first` (weight and bias) times `factor` and the
+    convolution `second` after its ReLU times 1/`factor`: the same function, other weights."""
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0 (ReLU is homogeneous for positive factors only), got {factor!r}")
+    if (first, second) not in relu_pairs(model):
+        raise ValueError(f"{first} -> {second} is not a conv -> ReLU -> conv pair of this model: {relu_pairs(model)}")
+    model = copy.deepcopy(model)
+    modules = dict(model.named_modules())
+    modules[first].weight.mul_(factor)
+    if modules[first].bias is not None:
+        modules[first].bias.mul_(factor)
+    modules[second].weight.div_(factor)
+    return model

@@ -737,23 +737,6 @@ def resolve_curvature_settings(settings: dict | None) -> dict:
     return settings
 
 
-SUMMARY_NUMBERS = (
-    "loss",
-    "top_eigenvalues",
-    "top_residuals",
-    "lambda_max",
-    "lambda_min",
-    "lambda_min_residual",
-    "nonconvexity",
-    "lanczos_steps",
-    "lanczos_hvp_calls",
-    "lanczos_converged",
-    "lanczos_verified",
-    "lanczos_checks",
-    "trace",
-    "trace_se",
-    "trace_samples_values",
-)
 EIGENVALUE_ORDER = {
     "algebraic": (
         "algebraic: top_eigenvalues are the top_k largest eigenvalues by value, largest first; "
@@ -771,43 +754,81 @@ def _json_float(value: float) -> float | None:
     return None if not math.isfinite(value) else float(value)
 
 
-def curvature_summary(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    settings: dict | None = None,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Top eigenvalues, lambda_min, trace and (optionally) spectral density of the Dice loss.
+class RelativeHessian:
+    """The scale-normalised Hessian H~ = diag(|w|) H diag(|w|) of a `LossHessian`, as an operator.
 
-    One checked Lanczos solve (`lanczos_extremes`) gives both ends of the spectrum (top k by
-    `which`, and the smallest eigenvalue); its tolerance is relative to the largest Ritz
-    magnitude. The trace uses its own Rademacher vectors from the same seed, and every sample
-    is kept (`trace_samples_values`, in draw order). Every number is a plain float or list
-    (NaN -> None), ready for json.dump; `settings` records what was used and
-    `eigenvalue_order` says in words what "top" means.
+    It is the Hessian in relative coordinates, w_i (1 + u_i): the second-order term of the
+    adaptive sharpness (Kwon et al. 2021), the matrix of Petzka et al.'s (2021) relative
+    flatness. Rescaling parameters by any positive diagonal D with the loss unchanged,
+    L(D w) = L(w), turns H into D^-1 H D^-1 and |w| into D |w|, so H~ does not move. Both
+    symmetries of the U-Nets are of this kind: a convolution feeding batch norm times c > 0, and
+    a ReLU layer pair (its weights and bias times c, the next layer's weights times 1/c), per
+    tensor or per channel. Its eigenvalues are in loss units per squared relative change.
     """
-    settings = resolve_curvature_settings(settings)
-    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"])
-    log(f"curvature: {hessian.dim} parameters, {hessian.count} images, batch size {settings['batch_size']}")
-    loss = hessian.loss()
-    log(f"curvature: loss {loss:.6g}")
-    if not math.isfinite(loss):
-        # A diverged run is a result, not a crash: same keys, no curvature numbers.
-        log("curvature: the loss is not finite; no curvature computed")
-        return {
-            **dict.fromkeys(SUMMARY_NUMBERS),
-            "finite": False,
-            "eigenvalue_order": EIGENVALUE_ORDER[settings["which"]],
-            "parameters": hessian.dim,
-            "images": hessian.count,
-            "settings": settings,
-            "hvp_calls": 0,
-        }
+
+    def __init__(self, hessian: LossHessian):
+        self.hessian = hessian
+        self.scale = torch.cat([p.detach().reshape(-1).abs().to(torch.float64) for p in hessian.params])
+        self.dim, self.device, self.dtype = hessian.dim, hessian.device, hessian.dtype
+
+    @property
+    def hvp_calls(self) -> int:
+        return self.hessian.hvp_calls
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        v = v.to(self.device, torch.float64)
+        return self.scale * self.hessian.hvp(self.scale * v).to(torch.float64)
+
+
+# Which rescaling of the weights moves which numbers (hessian.json, tables, README).
+PARAMETRISATIONS = {
+    "raw": (
+        "the Hessian of the loss in the weights as trained: NOT invariant. Rescaling the "
+        "convolutions that feed batch norm by c changes it by 1/c^2 in their block, a ReLU layer "
+        "pair rescaled by (c, 1/c) changes it too, with the same function; kept for reference "
+        "and never compared across runs"
+    ),
+    "folded": (
+        "the Hessian in the weights of the batch-norm-folded network (each conv -> BN pair one "
+        "convolution with bias, eval-mode statistics): invariant to rescaling the convolutions "
+        "that feed batch norm (exactly with BN eps = 0; to about eps/var otherwise), not to ReLU "
+        "rescaling; for a network without batch norm it is the raw Hessian"
+    ),
+    "relative": (
+        "the scale-normalised Hessian diag(|w|) H diag(|w|) over every learnable parameter: "
+        "invariant to rescaling the convolutions that feed batch norm and to ReLU rescaling "
+        "between consecutive layers (per tensor or per channel); the numbers the findings compare"
+    ),
+}
+SPECTRUM_NUMBERS = (
+    "top_eigenvalues",
+    "top_residuals",
+    "lambda_max",
+    "lambda_min",
+    "lambda_min_residual",
+    "nonconvexity",
+    "lanczos_steps",
+    "lanczos_hvp_calls",
+    "lanczos_converged",
+    "lanczos_verified",
+    "lanczos_checks",
+    "trace",
+    "trace_se",
+    "trace_samples_values",
+)
+
+
+def spectrum_summary(operator, settings: dict, log: Callable[[str], None] = print, label: str = "curvature") -> dict:
+    """The extreme eigenvalues (one checked Lanczos solve, `lanczos_extremes`), the
+    non-convexity ratio and the Hutchinson trace of any symmetric operator with `hvp` and `dim`.
+
+    The trace uses its own Rademacher vectors from the same seed, and every sample is kept
+    (`trace_samples_values`, in draw order). NaN -> None, ready for json.dump.
+    """
     extremes = lanczos_extremes(
-        hessian,
-        k_top=min(settings["k"], hessian.dim - 1) if hessian.dim > 1 else 1,
-        k_bottom=1 if hessian.dim > 1 else 0,
+        operator,
+        k_top=min(settings["k"], operator.dim - 1) if operator.dim > 1 else 1,
+        k_bottom=1 if operator.dim > 1 else 0,
         which=settings["which"],
         tol=settings["tol"],
         max_iter=settings["max_iter"],
@@ -819,17 +840,18 @@ def curvature_summary(
     smallest = extremes["bottom"][0] if extremes["bottom"] else top[-1]
     lam_max = extremes["largest"]  # with which="magnitude", top[0] may be a negative eigenvalue
     samples = hutchinson_samples(
-        hessian,
+        operator,
         samples=settings["trace_samples"],
         seed=settings["seed"],
         log=log,
         log_every=settings["log_every"],
     )
     trace, trace_se = trace_estimate(samples)
-    summary = {
-        "loss": loss,
-        "finite": True,
-        "eigenvalue_order": EIGENVALUE_ORDER[settings["which"]],
+    log(
+        f"{label}: lambda_max {lam_max:.6g}, lambda_min {smallest:.6g}, trace {trace:.6g} +- {trace_se:.2g}; "
+        f"lanczos {'converged and checked' if extremes['converged'] else 'NOT converged'}"
+    )
+    return {
         "top_eigenvalues": top,
         "top_residuals": extremes["top_residuals"],
         "lambda_max": lam_max,
@@ -844,11 +866,67 @@ def curvature_summary(
         "trace": trace,
         "trace_se": trace_se,
         "trace_samples_values": samples,
+    }
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def curvature_summary(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Curvature of the Dice loss at the model's weights, in three parametrisations
+    (`PARAMETRISATIONS`): raw (the top-level numbers, as before), `folded` (batch norm folded
+    into its convolution) and `relative` (the scale-normalised Hessian, `RelativeHessian`).
+
+    Each is one checked Lanczos solve (`lanczos_extremes`: top k by `which`, and the smallest
+    eigenvalue; tolerance relative to the largest Ritz magnitude) and a Hutchinson trace
+    (`spectrum_summary`); a network without batch norm has no separate folded solve (its folded
+    network is the network: the raw numbers are copied and `folded.same_as_raw` says so).
+    Optionally the raw spectral density. Every number is a plain float or list (NaN -> None),
+    ready for json.dump; `settings` records what was used, `eigenvalue_order` says in words
+    what "top" means and `invariance` which rescalings move which numbers.
+    """
+    from .flatness import fold_batch_norm  # same layer; flatness folds batch norm the same way
+
+    settings = resolve_curvature_settings(settings)
+    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"])
+    log(f"curvature: {hessian.dim} parameters, {hessian.count} images, batch size {settings['batch_size']}")
+    loss = hessian.loss()
+    log(f"curvature: loss {loss:.6g}")
+    common = {
+        "eigenvalue_order": EIGENVALUE_ORDER[settings["which"]],
+        "invariance": PARAMETRISATIONS,
         "parameters": hessian.dim,
         "images": hessian.count,
         "settings": settings,
     }
+    if not math.isfinite(loss):
+        # A diverged run is a result, not a crash: same keys, no curvature numbers.
+        log("curvature: the loss is not finite; no curvature computed")
+        empty = dict.fromkeys(SPECTRUM_NUMBERS)
+        return {"loss": None, **empty, "finite": False, **common, "folded": dict(empty), "relative": dict(empty),
+                "hvp_calls": 0}
+    raw = spectrum_summary(hessian, settings, log, "raw curvature")
+    summary = {"loss": loss, "finite": True, **raw, **common}
+    calls = hessian.hvp_calls
+    if has_batch_norm(model):
+        folded_hessian = LossHessian(fold_batch_norm(model), x, y, batch_size=settings["batch_size"])
+        summary["folded"] = {**spectrum_summary(folded_hessian, settings, log, "folded curvature"),
+                             "parameters": folded_hessian.dim, "same_as_raw": False}
+        calls += folded_hessian.hvp_calls
+    else:
+        summary["folded"] = {**raw, "parameters": hessian.dim, "same_as_raw": True}
+    before = hessian.hvp_calls
+    summary["relative"] = spectrum_summary(RelativeHessian(hessian), settings, log, "relative curvature")
+    calls += hessian.hvp_calls - before
     if settings["density_vectors"] > 0:
+        before = hessian.hvp_calls
         summary["density"] = eigenvalue_density(
             hessian,
             n_vectors=settings["density_vectors"],
@@ -857,10 +935,7 @@ def curvature_summary(
             points=settings["density_points"],
             log=log,
         )
-    summary["hvp_calls"] = hessian.hvp_calls
-    log(
-        f"curvature: lambda_max {lam_max:.6g}, lambda_min {smallest:.6g}, "
-        f"trace {trace:.6g} +- {trace_se:.2g}, {hessian.hvp_calls} hessian-vector products; "
-        f"lanczos {'converged and checked' if extremes['converged'] else 'NOT converged'}"
-    )
+        calls += hessian.hvp_calls - before
+    summary["hvp_calls"] = calls
+    log(f"curvature: {calls} hessian-vector products in all")
     return summary

@@ -25,9 +25,13 @@ def _condition(run: dict, varying: list[str]) -> str:
 
 OUTCOME_MARKS = {  # how a run that did not finish is marked at its last evaluated epoch
     "diverged": dict(marker="x", color="crimson", ms=9, mew=2, label="diverged (last finite epoch)"),
+    "unstable": dict(marker="D", color="purple", ms=6, mfc="none", mew=1.5, label="unstable (ends above its best)"),
     "collapsed": dict(marker="s", color="dimgrey", ms=6, mfc="none", mew=1.5, label="collapsed (constant prediction)"),
     "not_converged": dict(marker="o", color="darkorange", ms=6, mfc="none", mew=1.5, label="not converged (still falling)"),
 }
+
+
+RISE_MARK = dict(marker="^", color="crimson", ms=4, label="epoch loss rose > plateau tolerance")
 
 
 def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *out_paths,
@@ -65,6 +69,11 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
             style = SEED_STYLES[seeds.index(run["seed"]) % len(SEED_STYLES)]
             loss_ax.plot(finite["epoch"], finite["loss"], style, color=colours[condition], lw=1.2)
             dice_ax.plot(finite["epoch"], finite["dice"], style, color=colours[condition], lw=1.2)
+            rises = (outcome or {}).get("stability", {}).get("rise_epochs") or []
+            risen = finite[finite["epoch"].isin(rises)]
+            if len(risen):
+                loss_ax.plot(risen["epoch"], risen["loss"], "^", color="crimson", ms=4, ls="")
+                marked["rise"] = RISE_MARK
             result = str(history["outcome"].iloc[-1])
             if result in OUTCOME_MARKS and not finite.empty:
                 mark = OUTCOME_MARKS[result]

@@ -50,3 +50,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     if not np.isfinite(loss):
         dice = iou = float("nan")
     return {"loss": loss, "dice": dice, "iou": iou}
+
+
+@torch.inference_mode()
+def predicted_masks(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """The model's hard masks (logit > 0, i.e. probability > 0.5) of the images `x`, uint8 N×H×W.
+    The caller decides train/eval mode."""
+    masks = [(model(x[start : start + batch_size]) > 0).squeeze(1).to("cpu", torch.uint8)
+             for start in range(0, x.shape[0], batch_size)]
+    return torch.cat(masks).numpy()

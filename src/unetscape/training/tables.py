@@ -11,6 +11,7 @@ import pandas as pd
 from unetscape.atomic import atomic_path
 
 from .outcomes import read_outcome
+from .stability import STABILITY_NUMBERS
 
 RUN_ID = re.compile(r"^(?P<arch>[^/]+)/(?P<optimizer>[^/]+)/noise(?P<noise>[^/]+)/seed(?P<seed>\d+)$")
 
@@ -68,7 +69,7 @@ def summarize_history(history: pd.DataFrame) -> dict:
 
 
 OUTCOME_FIELDS = ("reason", "stopped_on_plateau", "max_epochs", "constant_dice", "heldout_constant_dice",
-                  "landscape_checkpoint")
+                  "prediction_variation", "landscape_checkpoint")
 
 
 def summarize_histories(
@@ -94,6 +95,9 @@ def summarize_histories(
             if outcome["outcome"] != row["outcome"]:
                 raise ValueError(f"{outcome_paths[k]} says {outcome['outcome']}, {path} says {row['outcome']}")
             row.update({key: outcome.get(key) for key in OUTCOME_FIELDS})
+            stability = outcome.get("stability") or {}
+            row.update({key: stability.get(key) for key in STABILITY_NUMBERS})
+            row["rise_epochs"] = " ".join(str(e) for e in stability.get("rise_epochs", []))
         rows.append(row)
     return pd.DataFrame(rows)
 

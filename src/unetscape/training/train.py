@@ -20,7 +20,7 @@ from unetscape.models.losses import dice_loss
 from unetscape.models.unet import build_model, save_checkpoint
 from unetscape.seeding import derive_seed
 
-from .evaluation import evaluate, images_to_tensor, masks_to_tensor
+from .evaluation import evaluate, images_to_tensor, masks_to_tensor, predicted_masks
 from .outcomes import (
     CHECKPOINT_ROLES,
     Plateau,
@@ -28,8 +28,10 @@ from .outcomes import (
     classify,
     plateau_fall,
     plateau_reached,
+    prediction_variation,
     write_outcome,
 )
+from .stability import stability_numbers
 
 OPTIMIZER_PRESETS = {"sgd": {"momentum": 0.0}, "sgd_momentum": {"momentum": 0.9}}
 HISTORY_COLUMNS = [
@@ -53,6 +55,9 @@ class TrainSettings:
     plateau: dict | None = None  # {window, tolerance}: see outcomes.Plateau
     stop_on_plateau: bool = True
     collapse_margin: float = 0.02
+    # Collapsed: the predicted masks vary at most this fraction of the true masks' variation
+    # across images (outcomes.prediction_variation).
+    collapse_variation: float = 0.1
     # CPU training steps: oneDNN's convolutions, or PyTorch's own (im2col + matrix product),
     # measured 1.3-1.4x faster for the U-Net's small convolutions on 16-px images. Numbers
     # differ at rounding level, so this is a setting, recorded with the run.
@@ -68,6 +73,8 @@ class TrainSettings:
             raise ValueError(f"training.cpu_convolutions must be one of {CPU_CONVOLUTIONS}, got {self.cpu_convolutions!r}")
         if not 0 <= self.collapse_margin < 1:
             raise ValueError(f"training.collapse_margin must be in [0, 1), got {self.collapse_margin!r}")
+        if not 0 <= self.collapse_variation < 1:
+            raise ValueError(f"training.collapse_variation must be in [0, 1), got {self.collapse_variation!r}")
         self.plateau_rule  # checks the plateau settings
 
     @property
@@ -207,18 +214,31 @@ def train(
 
     final = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])][-1]
     constant = best_constant_dice(masks)
+    variation = math.nan
+    if not diverged:  # the final weights are the ones measured; a diverged model predicts nothing
+        model.eval()
+        variation = prediction_variation(predicted_masks(model, data.x, settings.eval_batch_size), masks)
+    stability = stability_numbers(
+        losses, [r["loss"] for r in rows if r["kind"] == "step" and r["epoch"] >= 2], plateau.tolerance
+    )
     outcome, reason = classify(
-        losses, final["dice"], diverged, on_plateau, constant, plateau, settings.collapse_margin
+        losses, final["dice"], diverged, on_plateau, constant, plateau, settings.collapse_margin,
+        variation, settings.collapse_variation,
     )
     for r in rows:
         r["outcome"] = outcome
     write_history(rows, history_path)
     log(f"[{run_id}] outcome: {outcome} ({reason})")
+    log(f"[{run_id}] stability: {stability['loss_rises']} epochs with a rise, largest rise "
+        f"{stability['largest_rise']:.4f} x L0, step volatility {stability['step_volatility']:.4f}")
     if outcome_path is not None:
         summary = outcome_summary(
             run_id, outcome, reason, settings, losses, final, saved, epochs_run, on_plateau, constant,
             best_constant_dice(heldout_masks) if data.heldout is not None else None,
         )
+        summary["prediction_variation"] = variation
+        summary["collapse_variation"] = settings.collapse_variation
+        summary["stability"] = stability
         write_outcome(summary, outcome_path)
     return TrainResult(epochs_run, diverged, final["loss"], saved, outcome, reason)
 

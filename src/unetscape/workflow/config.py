@@ -86,6 +86,8 @@ def train_settings(config: dict, run: Run) -> dict:
             for k in ("epochs", "batch_size", "save_every", "eval_batch_size", "plateau", "stop_on_plateau",
                       "collapse_margin", "cpu_convolutions")
         },
+        # optional (added after configs were written from the README): its documented default
+        "collapse_variation": config["training"].get("collapse_variation", 0.1),
     }
 
 
