@@ -63,6 +63,12 @@ rule findings:
             caption="../report/findings_table.rst",
             labels={"table": "findings"},
         ),
+        claims=report(
+            "results/tables/claims.csv",
+            category="Findings",
+            caption="../report/claims_table.rst",
+            labels={"table": "claims"},
+        ),
         summary=report(
             "results/report/findings.rst",
             category="Findings",

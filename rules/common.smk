@@ -233,6 +233,7 @@ def get_final_outputs():
     outputs = [
         get_dataset(),
         "results/tables/findings.csv",
+        "results/tables/claims.csv",
         "results/report/findings.rst",
         "results/tables/generalisation.csv",
         "results/figures/generalisation.png",

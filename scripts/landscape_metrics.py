@@ -16,6 +16,7 @@ def main(smk):
         metrics["radii"],
         metrics["rises"],
         smk.input.flatness,
+        smk.input.outcomes,
     )
     write_csv(table, smk.output.runs)
     summary = conditions(table, metrics)

@@ -92,6 +92,12 @@ def test_bootstrap_interval_approaches_the_exact_bootstrap_distribution():
 @pytest.mark.parametrize("values", [[0.001, 0.002, 500.0], [0.0, 0.0, 1.0, 1.0, 0.98], [3.0, 3.0, 3.0]])
 def test_bootstrap_interval_stays_in_the_domain(values):
     stats = bootstrap_mean_ci(values, n_boot=5000, seed=0)
+    # the same resamples, drawn here: their quantiles lie in the domain before any rounding guard
+    data = np.asarray(values)
+    means = data[np.random.default_rng(0).integers(0, len(data), size=(5000, len(data)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    assert min(values) - 1e-12 <= low and high <= max(values) + 1e-12
+    assert stats.low == pytest.approx(low, abs=1e-12) and stats.high == pytest.approx(high, abs=1e-12)
     assert min(values) <= stats.low <= stats.mean <= stats.high <= max(values)
     # the t-interval of the same values leaves it (e.g. below 0 for a positive metric)
     t = mean_ci(values)

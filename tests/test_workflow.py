@@ -12,6 +12,8 @@ import pytest
 import yaml
 from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake, write_config
 
+from unetscape.analysis.findings import CLAIMS, claim_verdict, part_verdict
+from unetscape.training.outcomes import OUTCOMES
 from unetscape.workflow.code_inputs import script_modules
 
 pytestmark = pytest.mark.workflow
@@ -95,10 +97,12 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
     for study, spec in smoke["studies"].items():
         runs = pd.read_csv(workdir / f"results/tables/landscape_{study}.csv")
         assert len(runs) == len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"]) * len(spec["seeds"])
-        assert runs["roughness"].notna().all() and runs["top_eigenvalue"].notna().all()
+        finished = runs[runs["outcome"] == "finished"]
+        assert finished["roughness"].notna().all() and finished["relative_lambda_max"].notna().all()
+        assert runs["step_volatility"].notna().all() and runs["raw_lambda_max"].notna().all()
         conditions = pd.read_csv(workdir / f"results/tables/conditions_{study}.csv")
         assert conditions["n"].sum() == len(runs)
-        counts = conditions[[f"n_{o}" for o in ("finished", "diverged", "collapsed", "not_converged")]].sum(axis=1)
+        counts = conditions[[f"n_{o}" for o in OUTCOMES]].sum(axis=1)
         assert (counts == conditions["n"]).all()
         assert (workdir / f"results/figures/{study}_metrics.png").stat().st_size > 1000
     assert (workdir / "results/figures/scale_invariance.png").stat().st_size > 1000
@@ -108,7 +112,21 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
 
     findings = pd.read_csv(workdir / "results/tables/findings.csv")
     assert set(findings["claim"]) == {"batchnorm", "momentum", "noise", "skips"}
-    assert findings["claim_verdict"].notna().all()
+    # every verdict follows from the comparisons by the stated rules, on invariant measures only
+    assert not findings["metric"].dropna().str.startswith("raw_").any()
+    for claim, rows in findings.groupby("claim"):
+        parts = []
+        for part, part_rows in rows.groupby("part", sort=False):
+            records = [{"_stratum": r.within if isinstance(r.within, str) else "", "verdict": r.verdict}
+                       for r in part_rows.itertuples()]
+            assert (part_rows["part_verdict"] == part_verdict(records)).all(), (claim, part)
+            parts.append(part_rows["part_verdict"].iloc[0])
+        assert (rows["claim_verdict"] == claim_verdict(parts)).all(), claim
+        undecided = rows[rows["decision"].isin(["inconclusive", "too few runs"])]
+        # where an effect could be estimated (two runs per group), a plan of at least two seeds
+        assert (undecided["seeds_needed"].dropna() >= 2).all()
+    claims = pd.read_csv(workdir / "results/tables/claims.csv")
+    assert len(claims) == sum(len(c.parts) for c in CLAIMS)
 
     snakemake(workdir, "--configfile", str(config_path), "--report", "results/report.html")
     report = (workdir / "results/report.html").read_text(errors="replace")

@@ -2,13 +2,28 @@
 
 Over all finished runs of the configured studies (each run once), each measure of the measured
 weights is rank-correlated (Kendall's tau-b, `rank_correlation`) with the held-out Dice and
-with the generalisation gap (held-out minus training Dice loss), with a bootstrap interval
-over runs and Jiang et al.'s granulated tau (within groups of runs that differ in one factor
-only). A measure *predicts* a target here when its tau's bootstrap interval excludes 0 and its
-p-value is below `alpha`; the verdict says in which direction.
+with the generalisation gap (held-out minus training Dice loss).
+
+The headline is the within-condition tau (`rank_correlation.within_condition_tau`): runs are
+compared only with runs of the same condition (architecture, optimiser, noise level: they
+differ only in their seed), and the taus of the conditions are averaged. Its p-value is a
+permutation test that shuffles the target among the runs of each condition, its interval a
+bootstrap that resamples runs within conditions. The pooled tau over all runs stays as a
+secondary column: it mixes conditions, so a measure that merely differs between architectures
+(or optimisers) whose held-out Dice also differs "predicts" it without ranking any two
+comparable runs; runs of one condition are not independent of each other in that sense, and
+the pooled bootstrap interval (resampling runs as if they were) does not account for it.
+Jiang et al.'s granulated Psi (one psi per hyper-parameter factor, seed not a factor) is kept
+for reference.
+
+A measure *predicts* a target here when its within-condition p-value, Holm-adjusted over every
+measure x target pair of the table (statsmodels `multipletests`), is below `alpha`: the chance
+that any measure is called predictive of any target when none is related to either (the
+family-wise error rate) is then at most alpha. The verdict says in which direction.
 
 The measures, with the direction in which each grows (so a reader can tell "sharper goes with
-worse held-out Dice" from "flatter goes with it"):
+worse held-out Dice" from "flatter goes with it"), and whether they move under the networks'
+rescaling symmetries:
 """
 
 from __future__ import annotations
@@ -21,31 +36,40 @@ import pandas as pd
 
 from unetscape.atomic import atomic_path
 
-from .rank_correlation import generalisation_table
+from .findings import holm
+from .rank_correlation import generalisation_table, within_condition_tau
 
 # column -> (what it is, "sharper" if a larger value means a sharper minimum, "flatter" if a
-# flatter one, "larger" for the norms, which are not about the shape of the minimum)
+# flatter one, "larger" for the norms, which are not about the shape of the minimum, and
+# whether the number is invariant to rescaling the weights without changing the function)
 MEASURES = {
-    "sharpness_r0.25": ("largest rise of the loss within radius 0.25 on the random plane", "sharper"),
-    "sharpness_r0.5": ("largest rise of the loss within radius 0.5 on the random plane", "sharper"),
-    "basin_width_h0.05_mean": ("distance at which the loss first rises by 0.05, mean of 4 half-axes", "flatter"),
-    "roughness": ("mean |Laplacian| of the random-plane surface, relative", "sharper"),
-    "top_eigenvalue": ("largest Hessian eigenvalue", "sharper"),
-    "trace": ("Hessian trace (Hutchinson)", "sharper"),
-    "average_sharpness": ("adaptive average-case sharpness, rho = flatness.average_rho", "sharper"),
-    "worst_case_sharpness": ("adaptive worst-case sharpness, rho = flatness.worst_rho", "sharper"),
-    "pac_bayes_flatness": ("PAC-Bayes 1/sigma^2 (largest sigma keeping the Dice drop within target)", "sharper"),
-    "pac_bayes_mag_flatness": ("magnitude-aware PAC-Bayes 1/sigma'^2", "sharper"),
-    "frobenius_sq_sum": ("sum of squared Frobenius norms of the layers", "larger"),
-    "log_prod_frobenius": ("log of the product of the layers' Frobenius norms", "larger"),
-    "distance_from_init": ("||w - w_0||, BN folded", "larger"),
+    "sharpness_r0.25": ("largest rise of the loss within radius 0.25 on the random plane", "sharper", True),
+    "sharpness_r0.5": ("largest rise of the loss within radius 0.5 on the random plane", "sharper", True),
+    "basin_width_h0.05_mean": ("distance at which the loss first rises by 0.05, mean of 4 half-axes", "flatter", True),
+    "roughness": ("mean |Laplacian| of the random-plane surface, relative", "sharper", True),
+    "relative_lambda_max": ("largest eigenvalue of the scale-normalised Hessian", "sharper", True),
+    "relative_trace": ("trace of the scale-normalised Hessian (Hutchinson)", "sharper", True),
+    "average_sharpness": ("adaptive average-case sharpness, rho = flatness.average_rho", "sharper", True),
+    "worst_case_sharpness": ("adaptive worst-case sharpness, rho = flatness.worst_rho", "sharper", True),
+    "pac_bayes_flatness": ("PAC-Bayes 1/sigma^2 (largest sigma keeping the Dice drop within target)", "sharper",
+                           False),
+    "pac_bayes_mag_flatness": ("magnitude-aware PAC-Bayes 1/sigma'^2", "sharper", True),
+    "frobenius_sq_sum": ("sum of squared Frobenius norms of the layers", "larger", False),
+    "log_prod_frobenius": ("log of the product of the layers' Frobenius norms", "larger", False),
+    "distance_from_init": ("||w - w_0||, BN folded", "larger", False),
 }
 TARGETS = {
     "final_heldout_dice": "held-out hard Dice",
     "gap_loss": "generalisation gap (held-out minus training Dice loss)",
 }
-FACTORS = ("seed", "optimizer", "noise", "norm", "skip")
-__doc__ += "\n".join(f"    {name:24s} {text} (larger = {kind})" for name, (text, kind) in MEASURES.items()) + "\n"
+# What a condition is: runs that share these differ only in their seed.
+CONDITION = ("arch", "optimizer", "noise")
+# Hyper-parameter factors of the granulated Psi (the seed is a replicate, not a factor).
+FACTORS = ("optimizer", "noise", "norm", "skip")
+__doc__ += "\n".join(
+    f"    {name:24s} {text} (larger = {kind}{'' if invariant else '; changes with the weights scale'})"
+    for name, (text, kind, invariant) in MEASURES.items()
+) + "\n"
 
 
 def all_runs_table(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -54,10 +78,10 @@ def all_runs_table(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return frame.drop_duplicates(subset="run", keep="first").sort_values("run").reset_index(drop=True)
 
 
-def _verdict(tau: float, low: float, high: float, p: float, alpha: float, kind: str, target: str) -> str:
-    if not all(math.isfinite(v) for v in (tau, low, high, p)):
+def _verdict(tau: float, p_holm: float, alpha: float, kind: str, target: str) -> str:
+    if not (math.isfinite(tau) and math.isfinite(p_holm)):
         return "cannot say (too few runs with a value)"
-    if p >= alpha or low <= 0 <= high:
+    if p_holm >= alpha:
         return "does not predict it here"
     larger = "larger" if kind == "larger" else ("sharper" if kind == "sharper" else "flatter")
     better = tau > 0 if target == "final_heldout_dice" else tau < 0
@@ -67,19 +91,41 @@ def _verdict(tau: float, low: float, high: float, p: float, alpha: float, kind: 
 def generalisation(runs: pd.DataFrame, settings: dict, measures: Sequence[str] | None = None) -> pd.DataFrame:
     """The rank-correlation table over the finished runs, with a verdict and a rank per row.
 
-    `settings`: level, bootstrap, seed, alpha (the config's `metrics`). Measures missing from
-    the runs table are left out; rows are ranked by |tau| against held-out Dice.
+    `settings`: level, bootstrap, seed, alpha (the config's `metrics`); the permutation test
+    uses `bootstrap` shuffles. Measures missing from the runs table are left out; rows are
+    ranked by |within-condition tau| against held-out Dice.
     """
     finished = runs[runs["outcome"] == "finished"].reset_index(drop=True)
     measures = [m for m in (measures or MEASURES) if m in finished.columns]
     factors = [f for f in FACTORS if f in finished.columns]
     table = generalisation_table(finished, measures, list(TARGETS), factors, n_boot=settings["bootstrap"],
                                  level=settings["level"], seed=settings["seed"])
+    table = table.rename(columns={"tau": "tau_pooled", "p_value": "p_pooled", "tau_low": "tau_pooled_low",
+                                  "tau_high": "tau_pooled_high"})
+    condition = [c for c in CONDITION if c in finished.columns]
+    codes = finished.groupby(condition, sort=True).ngroup().to_numpy() if condition else None
+    within = []
+    for row in table.itertuples():
+        m = pd.to_numeric(finished[row.measure], errors="coerce")
+        t = pd.to_numeric(finished[row.target], errors="coerce")
+        keep = (m.notna() & t.notna()).to_numpy()
+        if codes is None or keep.sum() < 2:
+            within.append({"tau": math.nan, "p_value": math.nan, "low": math.nan, "high": math.nan, "conditions": 0})
+            continue
+        within.append(within_condition_tau(m[keep], t[keep], codes[keep], n_perm=settings["bootstrap"],
+                                           n_boot=settings["bootstrap"], level=settings["level"],
+                                           seed=settings["seed"]))
+    table.insert(2, "tau", [w["tau"] for w in within])
+    table.insert(3, "tau_low", [w["low"] for w in within])
+    table.insert(4, "tau_high", [w["high"] for w in within])
+    table.insert(5, "p_value", [w["p_value"] for w in within])
+    table.insert(6, "p_holm", holm(table["p_value"]))
+    table.insert(7, "conditions", [w["conditions"] for w in within])
     table.insert(1, "measure_is", [MEASURES[m][1] for m in table["measure"]])
-    table.insert(2, "description", [MEASURES[m][0] for m in table["measure"]])
+    table.insert(2, "invariant", [MEASURES[m][2] for m in table["measure"]])
+    table.insert(3, "description", [MEASURES[m][0] for m in table["measure"]])
     table["verdict"] = [
-        _verdict(r.tau, r.tau_low, r.tau_high, r.p_value, settings["alpha"], r.measure_is, r.target)
-        for r in table.itertuples()
+        _verdict(r.tau, r.p_holm, settings["alpha"], r.measure_is, r.target) for r in table.itertuples()
     ]
     strength = table[table["target"] == "final_heldout_dice"].set_index("measure")["tau"].abs()
     table["rank"] = table["measure"].map(strength.rank(ascending=False, method="min", na_option="bottom"))
@@ -93,34 +139,52 @@ def _number(value) -> str:
 
 
 def generalisation_rst(table: pd.DataFrame, table_path: str, level: float) -> str:
-    """The generalisation page's summary: measures ranked, each with its tau and verdict."""
+    """The generalisation page's summary: measures ranked by their within-condition tau with
+    held-out Dice, each with one sentence per target."""
     heldout = table[table["target"] == "final_heldout_dice"]
     gap = table[table["target"] == "gap_loss"].set_index("measure")
     n = int(heldout["n"].max()) if len(heldout) else 0
+    conditions = int(heldout["conditions"].max()) if len(heldout) else 0
     lines = ["Does a flatter minimum generalise better?", "-" * 41, "",
-             f"Kendall's tau of each measure with the held-out hard Dice over the {n} finished runs of "
-             f"the studies ({table['runs_total'].iloc[0] if len(table) else 0} runs in all), with a "
-             f"{100 * level:g}% bootstrap interval over runs, and Jiang et al.'s granulated tau (Psi). "
+             f"Kendall's tau of each measure with the held-out hard Dice and with the generalisation gap, "
+             f"over the {n} finished runs of the studies ({table['runs_total'].iloc[0] if len(table) else 0} runs "
+             f"in all), computed within conditions: each run is compared only with runs of its own "
+             f"architecture, optimiser and noise level ({conditions} conditions with two or more runs), and "
+             f"the conditions' taus are averaged. p-values come from shuffling the target among the runs of "
+             f"each condition and are Holm-adjusted over every measure and target, so the chance of calling "
+             f"any measure predictive when none is stays below alpha; intervals ({100 * level:g}%) resample "
+             f"runs within conditions. The pooled tau over all runs is shown beside it: it mixes conditions, "
+             f"so a measure that merely differs between architectures can look predictive. "
              f"Numbers: ``{table_path}``.", ""]
-    predicting = heldout[heldout["verdict"].str.startswith("predicts")]
+    predicting = table[table["verdict"].str.startswith("predicts")]
     if len(predicting):
-        names = ", ".join(f"``{m}``" for m in predicting["measure"])
-        lines += [f"**Measures that predict held-out Dice here:** {names}.", ""]
+        names = ", ".join(f"``{m}`` ({TARGETS[t].split(' (')[0]})" for m, t in zip(predicting["measure"],
+                                                                              predicting["target"]))
+        lines += [f"**Predictive here, after the adjustment:** {names}.", ""]
     else:
-        lines += ["**No measure predicts held-out Dice here** at this number of runs.", ""]
+        lines += ["**No measure predicts held-out Dice or the gap here** after the adjustment, at this number "
+                  "of runs.", ""]
     # A bullet list: tied ranks (1, 2, 2, 4) are no valid enumerated list in reStructuredText.
     for row in heldout.itertuples():
-        g = gap.loc[row.measure] if row.measure in gap.index else None
-        gap_text = "" if g is None else (
-            f"; generalisation gap: {g['verdict']} (tau {_number(g['tau'])} "
-            f"[{_number(g['tau_low'])}, {_number(g['tau_high'])}], p = {_p_value(g['p_value'])})"
-        )
+        sentences = [_sentence("held-out Dice", row._asdict())]
+        if row.measure in gap.index:
+            sentences.append(_sentence("the generalisation gap", gap.loc[row.measure].to_dict()))
+        scale = "" if row.invariant else " Its value changes when the weights are rescaled without changing the network."
         lines.append(
-            f"- rank {int(row.rank)}, ``{row.measure}`` ({MEANING.get(row.measure_is, row.measure_is)}): held-out Dice: "
-            f"{row.verdict} (tau {_number(row.tau)} [{_number(row.tau_low)}, {_number(row.tau_high)}], "
-            f"p = {_p_value(row.p_value)}, Psi {_number(row.Psi)}){gap_text}"
+            f"- rank {int(row.rank)}, ``{row.measure}`` ({MEANING.get(row.measure_is, row.measure_is)}). "
+            + " ".join(sentences) + scale
         )
     return "\n".join(lines) + "\n"
+
+
+def _sentence(target: str, row: dict) -> str:
+    verdict = row["verdict"].replace("predicts it: ", "predicts it (").rstrip()
+    verdict = verdict + ")" if verdict.startswith("predicts it (") else verdict
+    return (
+        f"Against {target}: {verdict}; within-condition tau {_number(row['tau'])} "
+        f"[{_number(row['tau_low'])}, {_number(row['tau_high'])}], Holm p = {_p_value(row['p_holm'])} "
+        f"(pooled tau {_number(row['tau_pooled'])})."
+    )
 
 
 MEANING = {"sharper": "larger means sharper", "flatter": "larger means flatter", "larger": "a size of the weights"}

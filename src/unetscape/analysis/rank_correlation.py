@@ -149,15 +149,17 @@ def granulated_tau(table: pd.DataFrame, factors: Sequence[str], measure: str, ta
         if table[factor].isna().any():
             raise ValueError(f"factor column {factor!r} has missing values")
     psi, groups, undefined = {}, {}, {}
+    m, t = values["m"].to_numpy(), values["t"].to_numpy()
     for factor in factors:
         others = [f for f in factors if f != factor]
         codes = table.groupby(others, sort=True).ngroup().to_numpy() if others else np.zeros(len(table), int)
+        levels = table[factor].to_numpy()
         taus, ties = [], 0
         for code in np.unique(codes):
             rows = np.flatnonzero(codes == code)
-            if table[factor].iloc[rows].nunique() < 2:
+            if len(set(levels[rows].tolist())) < 2:
                 continue
-            tau, _ = kendall_tau(values["m"].iloc[rows], values["t"].iloc[rows])
+            tau = float(tau_b_rows(m[rows][None, :], t[rows][None, :])[0])  # = kendall_tau's, without SciPy's overhead
             if math.isnan(tau):
                 ties += 1
             else:
@@ -230,3 +232,91 @@ def generalisation_table(
     columns = ["measure", "target", "n", "n_left_out", "tau", "p_value", "tau_low", "tau_high", "boot_valid"]
     columns += [f"{kind}_{factor}" for factor in factors for kind in ("psi", "groups")] + ["Psi", "Psi_factors"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _condition_codes(table: pd.DataFrame, condition: Sequence[str]) -> np.ndarray:
+    condition = list(condition)
+    _check_columns(table, condition, "condition columns")
+    if not condition:
+        return np.zeros(len(table), dtype=int)
+    return table.reset_index(drop=True).groupby(condition, sort=True, dropna=False).ngroup().to_numpy()
+
+
+def _within_taus(measure: np.ndarray, targets: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Mean over conditions of tau-b within each condition, for every row of `targets`
+    (rows, n): conditions with fewer than two runs, or where tau-b is undefined, are skipped;
+    NaN where no condition has a tau."""
+    rows = targets.shape[0]
+    taus = []
+    for code in np.unique(codes):
+        members = np.flatnonzero(codes == code)
+        if len(members) < 2:
+            continue
+        m = np.broadcast_to(measure[members], (rows, len(members)))
+        taus.append(tau_b_rows(m, targets[:, members]))
+    if not taus:
+        return np.full(rows, np.nan)
+    stacked = np.vstack(taus)
+    counts = np.isfinite(stacked).sum(0)
+    with np.errstate(invalid="ignore"):
+        return np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
+
+
+def within_condition_tau(
+    measure,
+    target,
+    codes,
+    n_perm: int = 2000,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Kendall's tau-b between measure and target among runs of the same condition only.
+
+    `codes` gives each run's condition (runs that differ only in their seed share one). The
+    statistic is the mean, over conditions with at least two runs and a defined tau-b, of the
+    tau-b within the condition: a difference between conditions (say, architectures that differ
+    in both the measure and held-out Dice) cannot make it large, as it can the pooled tau.
+
+    p-value: a two-sided permutation test that shuffles the target among the runs of each
+    condition (`n_perm` seeded shuffles; p = (1 + #{|tau*| >= |tau|}) / (1 + n_perm)). It
+    assumes that, without an association, the runs of a condition are exchangeable: their seeds
+    are its only difference. Interval: a percentile bootstrap resampling runs within each
+    condition (`n_boot` resamples). Both from numpy.random.default_rng(seed).
+
+    Returns {"tau", "p_value", "low", "high", "conditions" (with a tau), "n_perm", "n_boot"}.
+    """
+    a, b = _pair(measure, target)
+    codes = np.asarray(codes)
+    if codes.shape != a.shape:
+        raise ValueError(f"need one condition per run, got {codes.size} for {a.size} runs")
+    observed = float(_within_taus(a, b[None, :], codes)[0])
+    groups = [np.flatnonzero(codes == code) for code in np.unique(codes)]
+    conditions = sum(
+        1 for g in groups if len(g) >= 2 and np.isfinite(tau_b_rows(a[g][None, :], b[g][None, :])[0])
+    )
+    result = {"tau": observed, "p_value": math.nan, "low": math.nan, "high": math.nan, "conditions": conditions,
+              "n_perm": n_perm, "n_boot": n_boot}
+    if math.isnan(observed):
+        return result
+    rng = np.random.default_rng(seed)
+    shuffled = np.broadcast_to(b, (n_perm, b.size)).copy()
+    for g in groups:
+        shuffled[:, g] = rng.permuted(shuffled[:, g], axis=1)
+    null = _within_taus(a, shuffled, codes)
+    null = null[np.isfinite(null)]
+    result["p_value"] = float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + null.size))
+    # resampled runs keep their condition: each resample's tau is a within-condition one too
+    taus = [tau_b_rows(a[idx], b[idx]) for g in groups if len(g) >= 2
+            for idx in [g[rng.integers(0, len(g), size=(n_boot, len(g)))]]]
+    boot = np.array([])
+    if taus:
+        stacked = np.vstack(taus)
+        counts = np.isfinite(stacked).sum(0)
+        with np.errstate(invalid="ignore"):
+            boot = np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
+        boot = boot[np.isfinite(boot)]
+    if boot.size:
+        low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+        result.update(low=float(low), high=float(high))
+    return result

@@ -2,8 +2,10 @@
 
 A condition is one setting of the studied factors (architecture, optimiser, noise level, skip
 variant); its runs differ only in the seed. Landscape numbers describe trained models, so a
-condition's metrics are computed over its `finished` runs only; the other outcomes are counted
-(`n_finished`, `n_diverged`, `n_collapsed`, `n_not_converged`) and their rates get intervals.
+condition's metrics are computed over its `finished` runs only (the training's stability
+numbers over every run that has them: an unstable run is what they are about); the outcomes are
+counted (`n_finished`, `n_diverged`, `n_unstable`, `n_collapsed`, `n_not_converged`) and the
+finished and diverged rates get intervals.
 
 Intervals:
 
@@ -31,8 +33,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from unetscape.training.outcomes import OUTCOMES
+
 CONDITION = ("arch", "optimizer", "noise", "skip")
-OUTCOMES = ("finished", "diverged", "collapsed", "not_converged")
 TOO_FEW = "too few runs"
 
 
@@ -170,9 +173,11 @@ def condition_table(
     n_boot: int = 2000,
     seed: int = 0,
     min_runs: int = 3,
+    all_runs_metrics: Sequence[str] = (),
 ) -> pd.DataFrame:
     """One row per condition: the `by` columns, run counts by outcome, then per metric its
-    `bootstrap_mean_ci` over the condition's finished runs.
+    `bootstrap_mean_ci` over the condition's finished runs (over all its runs with a value for
+    the metrics in `all_runs_metrics`).
 
     Columns: the `by` columns that `runs` has (with none, all runs form one condition), `n`
     (runs), `n_finished`, `n_diverged`, `n_collapsed`, `n_not_converged`, `finished_rate` and
@@ -207,14 +212,15 @@ def condition_table(
         too_few = False
         for metric in metrics:
             # The same seed for every interval: none depends on which other metrics or conditions exist.
-            stats = bootstrap_mean_ci(finished[metric], level, n_boot, seed, min_runs)
+            runs_used = group if metric in all_runs_metrics else finished
+            stats = bootstrap_mean_ci(runs_used[metric], level, n_boot, seed, min_runs)
             row[f"{metric}_mean"] = stats.mean
             row[f"{metric}_std"] = stats.std
             row[f"{metric}_ci_low"] = stats.low
             row[f"{metric}_ci_high"] = stats.high
             row[f"{metric}_n"] = stats.n
             too_few |= stats.n < min_runs
-        row["note"] = f"{TOO_FEW} (fewer than {min_runs} finished runs with a value)" if too_few else ""
+        row["note"] = f"{TOO_FEW} (fewer than {min_runs} runs with a value)" if too_few else ""
         rows.append(row)
     columns = (
         keys

@@ -13,11 +13,13 @@ from .style import plt, save_figure
 
 PANELS = [
     ("roughness", "roughness (relative Laplacian)"),
-    ("top_eigenvalue", "top Hessian eigenvalue"),
-    ("nonconvexity", "|lambda_min / lambda_max|"),
-    ("diverged_rate", "fraction of runs diverged"),
+    ("relative_lambda_max", "top eigenvalue, scale-normalised Hessian"),
+    ("relative_nonconvexity", "|lambda_min / lambda_max|, scale-normalised"),
+    ("largest_rise", "largest epoch loss rise / initial loss"),
 ]
 RATES = ("diverged_rate", "finished_rate")
+# Training-stability numbers: their means are over every run with a value, not finished runs only.
+ALL_RUNS = ("loss_rises", "largest_rise", "final_above_best", "step_volatility")
 
 
 def _x_factor(conditions: pd.DataFrame) -> str:
@@ -69,15 +71,18 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
             ax.plot(xs[~has_ci], mean[~has_ci], "o", mfc="none", color=colours[s])
             if x_factor == "noise":
                 ax.plot(xs, mean, "-", color=colours[s], lw=1)
-            dots = runs[runs[series_factor] == s]
+            in_mean = all_runs if metric in ALL_RUNS else runs
+            dots = in_mean[in_mean[series_factor] == s]
             ax.plot([positions[v] + offset[s] for v in dots[x_factor]], dots[metric], ".", color=colours[s],
                     alpha=0.35)
+            if metric in ALL_RUNS:
+                continue
             rest = others[others[series_factor] == s]
             ax.plot([positions[v] + offset[s] for v in rest[x_factor]], rest[metric], "x", color="grey", ms=5)
         if metric not in RATES and not np.isfinite(pd.to_numeric(all_runs[metric], errors="coerce")).any():
             ax.text(0.5, 0.5, "no run with a value", ha="center", va="center", transform=ax.transAxes,
                     color="grey")
-        elif metric not in RATES and runs[metric].notna().sum() == 0:
+        elif metric not in RATES and metric not in ALL_RUNS and runs[metric].notna().sum() == 0:
             ax.text(0.5, 0.92, "no finished run", ha="center", va="top", transform=ax.transAxes, color="crimson",
                     fontsize=8)
         ax.set_xticks(range(len(levels)), [f"{v:g}" if isinstance(v, float) else str(v) for v in levels])
@@ -85,11 +90,12 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
         ax.set_title(label, fontsize=10, pad=12)  # room for the rate panel's k/n labels
     handles, _ = axes[0][0].get_legend_handles_labels()
     if len(others):
-        handles.append(plt.Line2D([], [], marker="x", color="grey", ls="", label="run not finished (not in the mean)"))
+        handles.append(plt.Line2D([], [], marker="x", color="grey", ls="",
+                                  label="run not finished (not in the landscape means)"))
     # Beside the panels: inside the first one it hid intervals.
     fig.legend(handles=handles, title=series_factor, fontsize=7, loc="outside right center", frameon=False)
-    fig.suptitle(f"{study['title']}: mean over finished runs with {100 * level:g}% bootstrap interval "
-                 f"(open: too few runs for one), runs as dots; divergence rate with Wilson interval", fontsize=10)
+    fig.suptitle(f"{study['title']}: mean over finished runs (loss rise: over all runs) with {100 * level:g}% "
+                 f"bootstrap interval (open: too few runs for one), runs as dots", fontsize=10)
     save_figure(fig, *out_paths)
 
 
