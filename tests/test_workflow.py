@@ -181,6 +181,43 @@ def test_a_moved_project_reruns_nothing_and_reordered_keys_change_nothing(smoke_
     assert planned_jobs(dry.stdout) == [], dry.stdout
 
 
+def test_a_deleted_run_is_made_again_with_everything_downstream(smoke_run, tmp_path):
+    """A user deletes a run they distrust: the default workflow trains it again and redoes
+    every job that reads it, and nothing else."""
+    workdir, config_path = smoke_run
+    copy = moved_copy(workdir, tmp_path / "deleted_run")
+    config = ["--configfile", str(copy / config_path.name)]
+    run = "results/runs/simple/sgd/noise0/seed0"
+
+    def jobs(*args):
+        return sorted((rule, tuple(sorted(w.items()))) for rule, w in planned_jobs(snakemake(copy, *config, "-n", *args).stdout))
+
+    # A run's landscape file deleted: the job that wrote it and what reads it, never training.
+    # (What depends on a file, by Snakemake's own DAG: forcing the job that writes it re-runs exactly that.)
+    hessian = "results/landscape/simple/sgd/noise0/seed0/hessian.json"
+    downstream = jobs("--forcerun", hessian)
+    (copy / hessian).unlink()
+    planned = jobs()
+    assert planned == downstream and ("run_measures", (("arch", "simple"), ("noise", "0"), ("optim", "sgd"),
+                                                         ("seed", "0"))) in planned
+    assert not {rule for rule, _ in planned} & {"train", "prepare_dataset", "random_plane"}
+
+    # The whole run deleted: its training and everything after it.
+    downstream = jobs("--forcerun", f"{run}/history.csv")
+    shutil.rmtree(copy / run)
+    planned = jobs()
+    assert planned == downstream
+    trains = [dict(w) for rule, w in planned if rule == "train"]
+    assert trains == [{"arch": "simple", "optim": "sgd", "noise": "0", "seed": "0"}]
+    rules = {rule for rule, _ in planned}
+    assert "prepare_dataset" not in rules
+    # the run's own landscape jobs, and the tables of every study that holds it
+    assert {"random_plane", "run_measures", "training_table", "landscape_metrics", "findings"} <= rules
+    holding = {study for study, spec in load_smoke()["studies"].items()
+               if "simple" in spec["archs"] and "sgd" in spec["optimizers"] and 0 in spec["noise"] and 0 in spec["seeds"]}
+    assert {dict(w)["study"] for rule, w in planned if rule == "training_table"} == holding
+
+
 def smoke_chunks() -> int:
     return load_smoke()["landscape"]["plane"]["chunks"]
 
