@@ -298,6 +298,44 @@ def test_bad_config_is_one_clear_line(tmp_path, edit, expected):
     assert lines[0].count("config key") == 1
 
 
+def diverging_config() -> dict:
+    """The smoke config shrunk to one study whose every run diverges in its first epoch."""
+    config = load_smoke()
+    config["optimizers"] = {"sgd": {"lr": 1.0e30, "momentum": 0.0}}  # every step blows the weights up
+    config["training"]["epochs"] = 3
+    config["landscape"]["plane"].update(x=[-1, 1, 3], y=[-1, 1, 3])
+    config["landscape"]["line"]["x"] = [-1, 1, 3]
+    config["landscape"]["interpolation"]["t"] = [-0.5, 1.5, 5]
+    config["landscape"]["trajectory"]["num"] = 3
+    config["scale_invariance"].update(runs=["simple/sgd/noise0/seed0", "improved/sgd/noise0/seed0"], x=[-1, 1, 3])
+    config["studies"] = {"seeds": {"title": "Random initialisations", "archs": ["simple", "improved"],
+                                   "optimizers": ["sgd"], "noise": [0], "seeds": [0, 1]}}
+    return config
+
+
+def test_a_study_whose_every_run_diverged_still_gets_its_figures(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = write_config(workdir / "diverging.yaml", diverging_config())
+    snakemake(workdir, "--configfile", str(config))  # exits 0, or the helper raises with the log
+    outcomes = [json.loads(p.read_text())["outcome"] for p in (workdir / "results/runs").glob("*/*/*/*/outcome.json")]
+    assert outcomes == ["diverged"] * 4
+    figures = workdir / "results/figures"
+    for name in ("seeds", "seeds_landscape", "seeds_interpolation", "seeds_metrics", "scale_invariance",
+                 "generalisation"):
+        for ext in ("png", "pdf"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
+    for name in ("surface", "lines", "trajectory"):
+        assert (figures / f"landscape/simple/sgd/noise0/seed0/{name}.png").stat().st_size > 1000
+    assert "Plotly.newPlot" in (figures / "seeds_explore.html").read_text()
+    assert list((figures / "generalisation").glob("*.png"))
+    findings = pd.read_csv(workdir / "results/tables/findings.csv")
+    assert "no finished run: all 4 diverged" in findings.loc[findings["claim"] == "batchnorm", "verdict"].iloc[0]
+    table = pd.read_csv(workdir / "results/tables/conditions_seeds.csv")
+    assert table["n_diverged"].sum() == 4 and table["n_finished"].sum() == 0
+    # and nothing is left to do
+    assert planned_jobs(snakemake(workdir, "--configfile", str(config), "-n").stdout) == []
+
+
 def isic_folders(root: Path, ids) -> tuple[Path, Path]:
     """Small ISIC-named images with a lesion box each, and their masks."""
     from PIL import Image
