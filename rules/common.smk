@@ -229,6 +229,21 @@ def get_findings_tables(wildcards):
     }
 
 
+def get_run_outputs(run):
+    """A run's training and the landscape files the study rules read."""
+    return [
+        run_path(run, "history.csv"),
+        run_path(run, "outcome.json"),
+        run_path(run, "checkpoints"),
+        run_landscape(run, "random/surface.h5"),
+        run_landscape(run, "random/line.h5"),
+        run_landscape(run, "pca/surface.h5"),
+        run_landscape(run, "interpolation_init.h5"),
+        run_landscape(run, "hessian.json"),
+        run_landscape(run, "flatness.json"),
+    ]
+
+
 def get_final_outputs():
     outputs = [
         get_dataset(),
@@ -250,6 +265,12 @@ def get_final_outputs():
             f"results/tables/conditions_{study}.csv",
         ]
     outputs.append("results/figures/scale_invariance.png")
+    # Every run's own files are targets too: a run deleted (or a file of it) is made again,
+    # and with it everything that reads it, though the tables and figures still exist.
+    for run in all_runs(config):
+        outputs += get_run_outputs(run)
+    for study in STUDIES:
+        outputs += [pair_path(run, b) for run, b in seed_pairs(study)]
     # Per-run figures and ParaView files of each condition's first seed; any other run's on
     # request by file name (drawing them for every run cost a tenth of the default workflow).
     for run in first_seed_runs(config):

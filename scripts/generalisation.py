@@ -12,7 +12,8 @@ def main(smk):
     runs = all_runs_table([pd.read_csv(path) for path in smk.input.tables])
     table = generalisation(runs, settings)
     write_generalisation(table, smk.output.table, smk.output.summary, settings["level"])
-    plot_ranking(table, smk.output.ranking, smk.output.ranking_pdf, level=settings["level"])
+    plot_ranking(table, smk.output.ranking, smk.output.ranking_pdf, level=settings["level"],
+                 outcomes=list(runs["outcome"]))
     for measure in table["measure"].unique():
         plot_measure(runs, table, measure, f"{smk.output.measures}/{measure}.png")
     best = table[table["target"] == "final_heldout_dice"].iloc[0]

@@ -79,6 +79,7 @@ def test_shipped_configs_are_valid(tmp_path):
                 masks.mkdir(exist_ok=True)
                 for k in range(first, first + count):
                     (images / f"ISIC_{k:07d}.jpg").touch()
+                    (masks / f"ISIC_{k:07d}_Segmentation.png").touch()
                 config["data"].update({f"{part}images_dir": str(images), f"{part}masks_dir": str(masks)})
         validate_config(config, SCHEMA)
 
@@ -136,6 +137,9 @@ CONFIG_CASES = {
         with_values(scale_invariance__runs=["simple/sgd/noise0.10/seed0"]), "scale_invariance.runs", "not a run"),
     # the schema (the description of the key says what it means)
     "chunks_zero": (with_values(landscape__plane__chunks=0), "landscape.plane.chunks", "minimum"),
+    # 40 chunks of a 5x5 grid: 15 jobs would evaluate nothing
+    "more_chunks_than_points": (with_values(landscape__plane__chunks=40), "landscape.plane.chunks",
+                                "40 chunks for a 5×5 grid of 25 points"),
     "epochs_as_text": (with_values(training__epochs="5"), "training.epochs", "not of type"),
     "unknown_key": (lambda c: c["training"].update(epoch=3), "training", "'epoch' was unexpected"),
     "seed_beyond_64_bits": (with_values(landscape__plane__seed=2**64), "landscape.plane.seed", "64-bit"),
@@ -164,15 +168,17 @@ def test_negative_zero_noise_is_the_run_noise0():
     assert all("noise-" not in run.id for run in all_runs(config))
 
 
-# --- ISIC folders named in the config: counted (not read) at load time ----------------------
+# --- ISIC folders named in the config: counted and paired (not read) at load time -----------
 
 
-def isic_folders(root: Path, count: int) -> tuple[Path, Path]:
-    images, masks = root / "images", root / "masks"
+def isic_folders(root: Path, count: int, first: int = 0, part: str = "") -> tuple[Path, Path]:
+    """Empty stand-ins of `count` ISIC images and their masks: the load-time checks only list them."""
+    images, masks = root / f"{part}images", root / f"{part}masks"
     images.mkdir()
     masks.mkdir()
-    for k in range(count):
+    for k in range(first, first + count):
         (images / f"ISIC_{k:07d}.jpg").touch()
+        (masks / f"ISIC_{k:07d}_Segmentation.png").touch()
     return images, masks
 
 
@@ -198,10 +204,7 @@ def test_isic_images_are_counted_at_load_time(tmp_path):
     with pytest.raises(ConfigError, match=r"config key landscape\.evaluation\.heldout_subset: 5 .* has 4"):
         validate_config(config, SCHEMA)
     # held-out folders are counted too
-    test_images, test_masks = tmp_path / "test_images", tmp_path / "test_masks"
-    test_images.mkdir(), test_masks.mkdir()
-    for k in range(100, 103):
-        (test_images / f"ISIC_{k:07d}.jpg").touch()
+    test_images, test_masks = isic_folders(tmp_path, 3, first=100, part="test_")
     config = isic_config(images, masks, heldout_images_dir=str(test_images), heldout_masks_dir=str(test_masks))
     config["landscape"]["evaluation"]["heldout_subset"] = 3
     validate_config(config, SCHEMA)
@@ -234,6 +237,47 @@ def test_bad_isic_folders_name_the_key(tmp_path, change, key, words):
     with pytest.raises(ConfigError) as err:
         validate_config(config, SCHEMA)
     assert f"config key {key}" in str(err.value) and words in str(err.value), err.value
+
+
+def drop_mask(masks: Path, k: int) -> dict:
+    (masks / f"ISIC_{k:07d}_Segmentation.png").unlink()
+    return {}
+
+
+def heldout_without_a_mask(tmp_path: Path) -> dict:
+    images, masks = isic_folders(tmp_path, 3, first=100, part="test_")
+    drop_mask(masks, 101)
+    return {"heldout_images_dir": str(images), "heldout_masks_dir": str(masks)}
+
+
+UNPAIRED_CASES = {
+    "image_without_mask": (lambda tmp, images, masks: drop_mask(masks, 7), "data.masks_dir",
+                           "images/ISIC_0000007.jpg: no mask ISIC_0000007_Segmentation.png"),
+    "mask_without_image": (lambda tmp, images, masks: (images / "ISIC_0000003.jpg").unlink() or {}, "data.masks_dir",
+                           "masks/ISIC_0000003_Segmentation.png: mask without an image ISIC_0000003.jpg"),
+    "two_masks_for_one_image": (lambda tmp, images, masks: (masks / "ISIC_0000004_segmentation.png").touch() or {},
+                                "data.masks_dir", "second file for ISIC_0000004"),
+    "heldout_image_without_mask": (lambda tmp, images, masks: heldout_without_a_mask(tmp), "data.heldout_masks_dir",
+                                   "test_images/ISIC_0000101.jpg: no mask ISIC_0000101_Segmentation.png"),
+}
+
+
+@pytest.mark.parametrize("change,key,words", UNPAIRED_CASES.values(), ids=UNPAIRED_CASES.keys())
+def test_unpaired_isic_files_are_refused_at_load_time_naming_the_file(tmp_path, change, key, words):
+    images, masks = isic_folders(tmp_path, 20)
+    config = isic_config(images, masks)
+    config["data"].update(change(tmp_path, images, masks))
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    message = str(err.value)
+    assert message.startswith(f"config key {key}: ") and words in message, message
+    assert "\n" not in message
+
+
+def test_as_many_chunks_as_grid_points_is_allowed():
+    config = valid_config()
+    config["landscape"]["plane"].update(x=[-1, 1, 5], y=[-1, 1, 3], chunks=15)
+    validate_config(config, SCHEMA)
 
 
 # --- config files: strict YAML, the message names file and line ----------------------------
@@ -371,6 +415,19 @@ def test_workflow_refuses_a_bad_value_before_any_job(workflow_copy):
     proc = snakemake(workflow_copy, "--configfile", str(path), check=False)
     assert proc.returncode != 0
     assert "config key landscape.plane.x: [-1, 1, 10] has no grid point at 0" in proc.stdout + proc.stderr
+    assert_nothing_ran(workflow_copy)
+
+
+def test_a_dry_run_refuses_an_image_without_its_mask(workflow_copy):
+    root = workflow_copy / "unpaired"
+    root.mkdir()
+    images, masks = isic_folders(root, 20)
+    drop_mask(masks, 5)
+    path = write_config(workflow_copy / "unpaired.yaml", isic_config(images, masks))
+    proc = snakemake(workflow_copy, "--configfile", str(path), "-n", check=False)
+    assert proc.returncode != 0
+    expected = f"config key data.masks_dir: {images / 'ISIC_0000005.jpg'}: no mask ISIC_0000005_Segmentation.png"
+    assert expected in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert_nothing_ran(workflow_copy)
 
 

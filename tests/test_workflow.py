@@ -199,6 +199,43 @@ def test_a_moved_project_reruns_nothing_and_reordered_keys_change_nothing(smoke_
     assert planned_jobs(dry.stdout) == [], dry.stdout
 
 
+def test_a_deleted_run_is_made_again_with_everything_downstream(smoke_run, tmp_path):
+    """A user deletes a run they distrust: the default workflow trains it again and redoes
+    every job that reads it, and nothing else."""
+    workdir, config_path = smoke_run
+    copy = moved_copy(workdir, tmp_path / "deleted_run")
+    config = ["--configfile", str(copy / config_path.name)]
+    run = "results/runs/simple/sgd/noise0/seed0"
+
+    def jobs(*args):
+        return sorted((rule, tuple(sorted(w.items()))) for rule, w in planned_jobs(snakemake(copy, *config, "-n", *args).stdout))
+
+    # A run's landscape file deleted: the job that wrote it and what reads it, never training.
+    # (What depends on a file, by Snakemake's own DAG: forcing the job that writes it re-runs exactly that.)
+    hessian = "results/landscape/simple/sgd/noise0/seed0/hessian.json"
+    downstream = jobs("--forcerun", hessian)
+    (copy / hessian).unlink()
+    planned = jobs()
+    assert planned == downstream and ("run_measures", (("arch", "simple"), ("noise", "0"), ("optim", "sgd"),
+                                                         ("seed", "0"))) in planned
+    assert not {rule for rule, _ in planned} & {"train", "prepare_dataset", "random_plane"}
+
+    # The whole run deleted: its training and everything after it.
+    downstream = jobs("--forcerun", f"{run}/history.csv")
+    shutil.rmtree(copy / run)
+    planned = jobs()
+    assert planned == downstream
+    trains = [dict(w) for rule, w in planned if rule == "train"]
+    assert trains == [{"arch": "simple", "optim": "sgd", "noise": "0", "seed": "0"}]
+    rules = {rule for rule, _ in planned}
+    assert "prepare_dataset" not in rules
+    # the run's own landscape jobs, and the tables of every study that holds it
+    assert {"random_plane", "run_measures", "training_table", "landscape_metrics", "findings"} <= rules
+    holding = {study for study, spec in load_smoke()["studies"].items()
+               if "simple" in spec["archs"] and "sgd" in spec["optimizers"] and 0 in spec["noise"] and 0 in spec["seeds"]}
+    assert {dict(w)["study"] for rule, w in planned if rule == "training_table"} == holding
+
+
 def smoke_chunks() -> int:
     return load_smoke()["landscape"]["plane"]["chunks"]
 
@@ -277,6 +314,44 @@ def test_bad_config_is_one_clear_line(tmp_path, edit, expected):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if expected in line]
     assert lines, proc.stdout + proc.stderr
     assert lines[0].count("config key") == 1
+
+
+def diverging_config() -> dict:
+    """The smoke config shrunk to one study whose every run diverges in its first epoch."""
+    config = load_smoke()
+    config["optimizers"] = {"sgd": {"lr": 1.0e30, "momentum": 0.0}}  # every step blows the weights up
+    config["training"]["epochs"] = 3
+    config["landscape"]["plane"].update(x=[-1, 1, 3], y=[-1, 1, 3])
+    config["landscape"]["line"]["x"] = [-1, 1, 3]
+    config["landscape"]["interpolation"]["t"] = [-0.5, 1.5, 5]
+    config["landscape"]["trajectory"]["num"] = 3
+    config["scale_invariance"].update(runs=["simple/sgd/noise0/seed0", "improved/sgd/noise0/seed0"], x=[-1, 1, 3])
+    config["studies"] = {"seeds": {"title": "Random initialisations", "archs": ["simple", "improved"],
+                                   "optimizers": ["sgd"], "noise": [0], "seeds": [0, 1]}}
+    return config
+
+
+def test_a_study_whose_every_run_diverged_still_gets_its_figures(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = write_config(workdir / "diverging.yaml", diverging_config())
+    snakemake(workdir, "--configfile", str(config))  # exits 0, or the helper raises with the log
+    outcomes = [json.loads(p.read_text())["outcome"] for p in (workdir / "results/runs").glob("*/*/*/*/outcome.json")]
+    assert outcomes == ["diverged"] * 4
+    figures = workdir / "results/figures"
+    for name in ("seeds", "seeds_landscape", "seeds_interpolation", "seeds_metrics", "scale_invariance",
+                 "generalisation"):
+        for ext in ("png", "pdf"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
+    for name in ("surface", "lines", "trajectory"):
+        assert (figures / f"landscape/simple/sgd/noise0/seed0/{name}.png").stat().st_size > 1000
+    assert "Plotly.newPlot" in (figures / "seeds_explore.html").read_text()
+    assert list((figures / "generalisation").glob("*.png"))
+    findings = pd.read_csv(workdir / "results/tables/findings.csv")
+    assert "no finished run: all 4 diverged" in findings.loc[findings["claim"] == "batchnorm", "verdict"].iloc[0]
+    table = pd.read_csv(workdir / "results/tables/conditions_seeds.csv")
+    assert table["n_diverged"].sum() == 4 and table["n_finished"].sum() == 0
+    # and nothing is left to do
+    assert planned_jobs(snakemake(workdir, "--configfile", str(config), "-n").stdout) == []
 
 
 def isic_folders(root: Path, ids) -> tuple[Path, Path]:

@@ -84,6 +84,7 @@ from statsmodels.stats.proportion import (
 from statsmodels.stats.weightstats import ttost_ind
 
 from unetscape.atomic import atomic_path
+from unetscape.training.outcome_words import no_finished_run
 
 
 @dataclass(frozen=True)
@@ -519,8 +520,12 @@ def findings_table(tables: dict, settings: dict, claims: Sequence[Claim] = CLAIM
         for row in rows:
             row["part_verdict"] = parts[row["part"]]
             row["claim_verdict"] = verdict
-        out.extend(rows or [{"claim": claim.key, "claim_text": claim.text, "claim_verdict": verdict,
-                             "study": claim.study, "verdict": "no runs to compare", "source": str(source)}])
+        if not rows:  # no group had a run to compare: say why when it is that none finished
+            outcomes = table["outcome"] if "outcome" in table.columns else []
+            why = "" if "finished" in set(outcomes) else f" ({no_finished_run(outcomes)})"
+            rows = [{"claim": claim.key, "claim_text": claim.text, "claim_verdict": verdict, "study": claim.study,
+                     "verdict": f"no runs to compare{why}", "source": str(source)}]
+        out.extend(rows)
     frame = pd.DataFrame(out)
     return frame.reindex(columns=COLUMNS)
 

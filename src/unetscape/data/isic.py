@@ -127,10 +127,12 @@ def load_isic(
     return Dataset(images=images, masks=masks, ids=ids, provenance=provenance)
 
 
-def read_pairs(
-    images_dir: str | os.PathLike, masks_dir: str | os.PathLike, size: int, limit: int | None
-) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, bytes]]:
-    """The (first `limit`) image/mask pairs of two folders: images, masks, ids, file digests."""
+def pair_files(
+    images_dir: str | os.PathLike, masks_dir: str | os.PathLike, limit: int | None = None
+) -> tuple[list[str], dict[str, Path], dict[str, Path]]:
+    """The ids of the (first `limit`) image/mask pairs of two folders, and each id's image and
+    mask file, from the folder listings alone (no file is opened), so the workflow can refuse
+    an unpaired file when the config is loaded, before any job runs."""
     image_files = find_files(images_dir, IMAGE_NAME, "images")
     mask_files = find_files(masks_dir, MASK_NAME, "masks")
     if not image_files:
@@ -153,6 +155,14 @@ def read_pairs(
             f"{image_files[missing[0]]}: no mask {missing[0]}_Segmentation.png in {masks_dir}"
             + (f" (and {len(missing) - 1} more images without masks)" if len(missing) > 1 else "")
         )
+    return ids, image_files, mask_files
+
+
+def read_pairs(
+    images_dir: str | os.PathLike, masks_dir: str | os.PathLike, size: int, limit: int | None
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, bytes]]:
+    """The (first `limit`) image/mask pairs of two folders: images, masks, ids, file digests."""
+    ids, image_files, mask_files = pair_files(images_dir, masks_dir, limit)
 
     images = np.empty((len(ids), size, size, 3), dtype=np.uint8)
     masks = np.empty((len(ids), size, size), dtype=np.uint8)

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 
 from unetscape.analysis.generalisation import MEASURES, TARGETS
+from unetscape.training.outcome_words import no_finished_run
 
+from .no_data import say_why
 from .style import plt, save_figure
 
 MARKERS = {"sgd": "o", "sgd_momentum": "^"}
@@ -21,6 +23,10 @@ def plot_measure(runs: pd.DataFrame, table: pd.DataFrame, measure: str, *out_pat
     colours = dict(zip(archs, plt.cm.tab10.colors))
     fig, axes = plt.subplots(1, len(TARGETS), figsize=(5.0 * len(TARGETS), 4.0), squeeze=False, layout="constrained")
     for ax, (target, label) in zip(axes[0], TARGETS.items()):
+        if finished.empty:  # every run of every study failed: nothing to rank
+            ax.set_title(label if len(label) < 40 else target, fontsize=9)
+            say_why(ax, no_finished_run(runs["outcome"]), color="crimson")
+            continue
         for _, run in finished.iterrows():
             noisy = run["noise"] > 0
             ax.plot(run[measure], run[target], MARKERS.get(run["optimizer"], "s"), color=colours[run["arch"]], ms=6,
@@ -34,14 +40,16 @@ def plot_measure(runs: pd.DataFrame, table: pd.DataFrame, measure: str, *out_pat
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[a], label=a) for a in archs]
     handles += [plt.Line2D([], [], marker=m, ls="", color="grey", label=o) for o, m in MARKERS.items()]
     handles.append(plt.Line2D([], [], marker="o", ls="", color="grey", mfc="none", label="trained with input noise"))
-    fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=7)
+    if not finished.empty:
+        fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=7)
     fig.suptitle(f"{MEASURES[measure][0]}: finished runs", fontsize=10)
     save_figure(fig, *out_paths)
 
 
-def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95) -> None:
+def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95, outcomes=None) -> None:
     """Kendall's tau of every measure with held-out Dice and with the gap, with bootstrap
-    intervals (bars) and the granulated Psi (diamond), ranked by |tau| with held-out Dice."""
+    intervals (bars) and the granulated Psi (diamond), ranked by |tau| with held-out Dice.
+    A target with no tau at all says why: `outcomes` (of every run) when no run finished."""
     heldout = table[table["target"] == "final_heldout_dice"].sort_values("rank", ascending=False)
     order = list(heldout["measure"])
     fig, axes = plt.subplots(1, len(TARGETS), figsize=(5.2 * len(TARGETS), 0.42 * len(order) + 1.6), sharey=True,
@@ -50,6 +58,13 @@ def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95) -> None:
         rows = table[table["target"] == target].set_index("measure").reindex(order)
         y = np.arange(len(order))
         tau = rows["tau"].to_numpy(float)
+        if not np.isfinite(tau).any():
+            finished = int(rows["runs_finished"].max()) if "runs_finished" in rows and len(rows) else 0
+            why = (no_finished_run(outcomes) if outcomes is not None and finished == 0
+                   else f"too few finished runs with a value ({finished})")
+            ax.set_title(f"Kendall tau with {label}", fontsize=9)
+            say_why(ax, f"no measure ranked: {why}", color="crimson")
+            continue
         err = np.vstack([tau - rows["tau_low"].to_numpy(float), rows["tau_high"].to_numpy(float) - tau])
         significant = rows["verdict"].astype(str).str.startswith("predicts").to_numpy()
         ax.errorbar(tau[significant], y[significant], xerr=err[:, significant], fmt="o", color="tab:blue", capsize=3,
@@ -61,7 +76,8 @@ def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95) -> None:
         ax.set_xlim(-1.05, 1.05)
         ax.set_xlabel(f"Kendall tau with {label}")
         ax.set_yticks(y, [f"{m} ({MEASURES[m][1]})" for m in order], fontsize=8)
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7, loc="lower left")
     n = int(heldout["n"].max()) if len(heldout) else 0
     fig.suptitle(f"Which measures predict generalisation? {n} finished runs, {100 * level:g}% bootstrap intervals",
                  fontsize=10)

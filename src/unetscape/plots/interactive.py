@@ -14,6 +14,7 @@ order (rows are y), which is also what plotly's `Surface(x=x, y=y, z=z)` takes.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 
@@ -79,6 +80,13 @@ def _finite(surface: dict | None) -> bool:
     return surface is not None and bool(np.isfinite(np.asarray(surface["train_loss"])).any())
 
 
+def _why_empty(what: str, surface: dict | None) -> str:
+    """What a scene without a surface says: the file's reason (no trained weights), in lines
+    short enough for half the page (plotly does not wrap annotations)."""
+    reason = (surface or {}).get("attrs", {}).get("unavailable", "no finite values on this plane")
+    return "<br>".join(textwrap.wrap(f"{what}: {reason}", 48, break_on_hyphens=False))
+
+
 def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
     """The plotly figure of one run: the random plane (scene) and the PCA plane with its path (scene2)."""
     import plotly.graph_objects as go
@@ -99,13 +107,12 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
                                    mode="markers", marker={"symbol": "diamond", "size": 6, "color": "white",
                                                            "line": {"color": "black", "width": 1}}))
     else:
-        fig.add_annotation(text="no finite values on this plane", x=0.22, y=0.5, xref="paper", yref="paper",
-                           showarrow=False)
+        fig.add_annotation(text=_why_empty("no landscape", random_surface), x=0.22, y=0.5, xref="paper",
+                           yref="paper", showarrow=False)
 
     if "unavailable" in pca_attrs or not _finite(pca_surface):
-        reason = pca_attrs.get("unavailable", "no finite values on this plane")
-        fig.add_annotation(text=f"no trajectory:<br>{reason}", x=0.78, y=0.5, xref="paper", yref="paper",
-                           showarrow=False)
+        fig.add_annotation(text=_why_empty("no trajectory", pca_surface), x=0.78, y=0.5, xref="paper",
+                           yref="paper", showarrow=False)
     else:
         fig.add_trace(_surface_trace(pca_surface, "PCA plane", tuple(pc), "scene2", 1.0))
         path = np.column_stack([pca_attrs["path_x"], pca_attrs["path_y"]])
@@ -135,6 +142,11 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
                "zaxis": {"title": {"text": "Dice loss"}, **axis}},
         scene2={"xaxis": {"title": {"text": pc[0]}, **axis}, "yaxis": {"title": {"text": pc[1]}, **axis},
                 "zaxis": {"title": {"text": "Dice loss"}, **axis}},
+        # Only the 3-D scenes hold data: without a surface (no trained weights) plotly would
+        # otherwise draw empty 2-D axes under the words saying why.
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        plot_bgcolor="rgba(0, 0, 0, 0)",
     )
     return fig
 

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 
+# The checkpoint role a file of a run without trained weights records (unetscape/jobs/measured.py).
+NO_WEIGHTS = "none"
+
+
+def _role(attrs: dict, default: str) -> str:
+    role = attrs.get("checkpoint_role", default)
+    return "no trained weights" if role == NO_WEIGHTS else role
+
+
 def measured(attrs: dict) -> tuple[str, str]:
     """(marker, words) for the weights a landscape file measured: a star only for a trained
     model (outcome finished); other outcomes get a cross and say what the weights are."""
-    role = attrs.get("checkpoint_role", "trained")
+    role = _role(attrs, "trained")
     if attrs.get("outcome", "finished") == "finished":
         return "*", "trained model"
     return "X", role
@@ -17,4 +26,4 @@ def outcome_note(attrs: dict) -> str:
     outcome = attrs.get("outcome", "finished")
     if outcome == "finished":
         return ""
-    return f" [{outcome}: {attrs.get('checkpoint_role', 'no weights')}]"
+    return f" [{outcome}: {_role(attrs, 'no weights')}]"

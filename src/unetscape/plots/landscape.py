@@ -13,12 +13,13 @@ import numpy as np
 from unetscape.landscape.surface_io import surface_array
 
 from .labels import measured, outcome_note
+from .no_data import say_why
 from .style import plt, save_figure
 
 
 def shared_levels(surfaces: list[dict], count: int = 15, key: str = "train_loss") -> np.ndarray:
     """Contour levels spanning the finite values of every surface, so panels compare directly."""
-    values = np.concatenate([np.ravel(s[key]) for s in surfaces])
+    values = np.concatenate([np.ravel(s[key]) for s in surfaces] + [np.empty(0)])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.linspace(0, 1, count)
@@ -37,10 +38,15 @@ def _values(surface: dict, name: str = "train_loss"):
     return np.ma.masked_invalid(surface_array(surface, name, order="yx"))
 
 
+def nothing_to_draw(surface: dict | None) -> bool:
+    """A surface without trained weights (`unavailable`), or without one finite loss."""
+    if surface is None or "unavailable" in surface.get("attrs", {}):
+        return True
+    return not np.isfinite(np.asarray(surface["train_loss"], dtype=np.float64)).any()
+
+
 def unavailable_panel(ax, attrs: dict) -> None:
-    ax.axis("off")
-    ax.text(0.5, 0.5, "no landscape:\n" + attrs.get("unavailable", "nothing was evaluated"), ha="center",
-            va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+    say_why(ax, "no landscape:\n" + attrs.get("unavailable", "no finite Dice loss at any point evaluated"))
 
 
 def draw_contour(ax, surface: dict, levels, filled: bool = False, labels: bool = True, equal: bool = True,
@@ -67,7 +73,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
     colour scale as the training row."""
     attrs = surface.get("attrs", {})
     title += outcome_note(attrs)
-    if "unavailable" in attrs:
+    if nothing_to_draw(surface):
         fig, ax = plt.subplots(figsize=(6, 3))
         unavailable_panel(ax, attrs)
         ax.set_title(title)
@@ -144,7 +150,7 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
     All panels share the same contour levels, so a colour means the same loss everywhere.
     A `None` surface leaves its panel empty (e.g. a run that diverged before any checkpoint).
     """
-    surfaces = [s for row in panels for _, s in row if s is not None and "unavailable" not in s.get("attrs", {})]
+    surfaces = [s for row in panels for _, s in row if not nothing_to_draw(s)]
     lv = shared_levels(surfaces, levels)
     n_rows, n_cols = len(panels), max(len(row) for row in panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols + 1.2, 3.3 * n_rows), squeeze=False,
@@ -161,7 +167,7 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
             note = outcome_note(attrs)
             ax.set_title(label + (f"\n{note.strip()}" if note else ""), fontsize=8 if note else 9,
                          color="crimson" if note else "black")
-            if surface is None or "unavailable" in attrs:
+            if nothing_to_draw(surface):
                 unavailable_panel(ax, attrs)
                 continue
             artist = draw_contour(ax, surface, lv, filled=True)
@@ -169,6 +175,12 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
                        colors="k", linewidths=0.3, alpha=0.5)
     if artist is not None:
         fig.colorbar(artist, ax=axes, shrink=0.8, label="Dice loss (shared scale)")
+    else:  # not one panel drawn: say why over the whole figure too
+        from unetscape.training.outcome_words import no_finished_run
+
+        outcomes = [(s or {}).get("attrs", {}).get("outcome", "no surface") for row in panels for _, s in row]
+        if "finished" not in outcomes:
+            title += f"\n{no_finished_run(outcomes)}"
     fig.suptitle(title)
     save_figure(fig, *out_paths)
 
@@ -220,6 +232,8 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
         ax1.set_xlabel("step along the filter-normalised direction")
         ax1.set_title(f"1-D slice through the {words}", fontsize=10)
         _nan_note(ax1, line["xcoordinates"], line["train_loss"])
+        if not np.isfinite(line["train_loss"]).any():
+            say_why(ax1, "no finite Dice loss at any point of this line")
         ax2.plot(interp["t"], interp["train_loss"], "-o", ms=3, color="tab:orange")
         for position, name in ((0, "initial"), (1, words)):
             ax2.axvline(position, color="grey", ls=":", lw=1)
@@ -228,6 +242,9 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
         ax2.set_xlabel(f"t  (theta = (1 - t) initial + t {words}; BN statistics: {interp['attrs'].get('bn', '?')})")
         ax2.set_title(f"interpolation from the initial weights to the {words}", pad=12, fontsize=10)
         _nan_note(ax2, interp["t"], interp["train_loss"])
+        if not np.isfinite(interp["train_loss"]).any():
+            reason = interp["attrs"].get("unavailable", "no finite Dice loss at any point of this path")
+            say_why(ax2, f"no curve:\n{reason}")
         for ax in (ax1, ax2):
             ax.set_ylabel("Dice loss")
             if log_scale:
@@ -237,7 +254,7 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
 
     pca = _read(inputs.trajectory)
     attrs = pca["attrs"]
-    if "unavailable" in attrs:
+    if nothing_to_draw(pca):
         fig, ax = plt.subplots(figsize=(5.4, 4.6))
         unavailable_panel(ax, attrs)
         ax.set_title(f"{run}: training path" + outcome_note(attrs))
@@ -278,7 +295,9 @@ def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_path
 
 def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, pair_paths: list,
                               log_scale: bool, *out_paths) -> None:
-    """Left: initial -> final weights of every run; right: final weights of seed a -> seed b."""
+    """Left: initial -> final weights of every run; right: final weights of seed a -> seed b.
+    A panel without one curve (no run with trained weights) says why."""
+    from unetscape.training.outcome_words import outcome_counts
     from unetscape.training.tables import parse_run_id
 
     runs = [parse_run_id(r) for r in study["runs"]]
@@ -290,11 +309,12 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     styles = ["-", "--", ":", "-."]
     labels = sorted({_column_label(r, fields) for r in runs})
     ax = axes[0][0]
-    missing = []
+    missing, outcomes = [], []
     for run, path in zip(runs, init_paths):
         curve = _read_curve(path)
         label = _column_label(run, fields)
         note = outcome_note(curve["attrs"])
+        outcomes.append(curve["attrs"].get("outcome", "finished"))
         if not np.isfinite(curve["train_loss"]).any():
             missing.append(f"{run['arch']}, {label}{note}")
             continue
@@ -315,7 +335,12 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     if missing:
         fig.text(0.01, -0.02, "no curve (no trained weights): " + "; ".join(missing), fontsize=7, color="crimson",
                  ha="left", va="top", wrap=True)
-    for ax in axes[0]:
+    why = [f"no curve: no run has a finite curve ({outcome_counts(outcomes)})",
+           f"no curve: no seed pair has a finite curve ({outcome_counts(outcomes)})"]
+    for ax, reason in zip(axes[0], why):
+        if not ax.get_legend_handles_labels()[0]:
+            say_why(ax, reason, fontsize=9)
+            continue
         for position in (0, 1):
             ax.axvline(position, color="grey", ls=":", lw=1)
         ax.set_xlabel("t")

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from unetscape.landscape.surface_io import read_attrs
+from unetscape.training.outcome_words import no_finished_run
 
+from .no_data import say_why
 from .style import plt, save_figure
 
 PANELS = [
@@ -80,6 +82,10 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
             rest = others[others[series_factor] == s]
             ax.plot([positions[v] + offset[s] for v in rest[x_factor]], rest[metric], "x", color="grey", ms=5)
         if metric not in RATES and not np.isfinite(pd.to_numeric(all_runs[metric], errors="coerce")).any():
+            if runs.empty:  # e.g. every run diverged before a landscape could be measured
+                ax.set_title(label, fontsize=10, pad=12)
+                say_why(ax, no_finished_run(all_runs.get("outcome", [])), color="crimson")
+                continue
             ax.text(0.5, 0.5, "no run with a value", ha="center", va="center", transform=ax.transAxes,
                     color="grey")
         elif metric not in RATES and metric not in ALL_RUNS and runs[metric].notna().sum() == 0:
@@ -109,16 +115,25 @@ def plot_scale_invariance(path, *out_paths) -> None:
     fig, axes = plt.subplots(len(runs), len(norms), figsize=(5.2 * len(norms), 3.3 * len(runs)), squeeze=False,
                              layout="constrained")
     colours = plt.cm.viridis(np.linspace(0, 0.85, len(factors)))
+    outcomes = attrs.get("outcomes") or ["finished"] * len(runs)
+    checkpoints = attrs.get("checkpoints") or [""] * len(runs)
+    drawn = []
     for r, run in enumerate(runs):
         for n, norm in enumerate(norms):
             ax = axes[r][n]
+            ax.set_title(f"{run}\n{titles.get(norm, norm)}", fontsize=9)
+            if not np.isfinite(loss[r, n]).any():  # e.g. a run that diverged before any trained checkpoint
+                weights = "no trained weights" if checkpoints[r] is None else "no finite Dice loss on these curves"
+                say_why(ax, f"no curve: {weights} (run {outcomes[r]})", color="crimson")
+                continue
             for f, factor in enumerate(factors):
                 ax.plot(x, loss[r, n, f], "-", color=colours[f], lw=2.2 if factor == 1 else 1.3,
                         label=f"conv weights x{factor:g}" + (" (trained)" if factor == 1 else ""))
-            ax.set_title(f"{run}\n{titles.get(norm, norm)}", fontsize=9)
             ax.set_xlabel("step along the direction")
             ax.set_ylabel("Dice loss")
-    axes[0][0].legend(fontsize=7)
+            drawn.append(ax)
+    if drawn:
+        drawn[0].legend(fontsize=7)
     fig.suptitle("Scale invariance: rescaling the convs in front of batch norm changes raw-direction plots "
                  "but not filter-normalised ones", fontsize=10)
     save_figure(fig, *out_paths)

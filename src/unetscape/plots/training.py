@@ -82,6 +82,8 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
                 loss_ax.plot(finite["epoch"].iloc[-1], finite["loss"].iloc[-1], ls="", **style_kw)
                 dice_ax.plot(finite["epoch"].iloc[-1], finite["dice"].iloc[-1], ls="", **style_kw)
         loss_ax.set_title(arch_label(arch, study["archs"][arch]), fontsize=10)
+        if dice_ax.get_xlim()[1] < 1:  # only epoch 0 drawn: keep integer epochs on the axis
+            dice_ax.set_xlim(-0.5, 1.5)
         loss_ax.set_ylabel("Dice loss (training set)")
         dice_ax.set_ylabel("hard Dice (training set)")
         dice_ax.set_xlabel("epoch")

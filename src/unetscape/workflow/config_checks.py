@@ -93,6 +93,7 @@ def check_config(config: dict) -> None:
     for key in AXES:
         check_axis(key, lookup(config, key))
     check_interpolation_path(INTERPOLATION, lookup(config, INTERPOLATION))
+    check_surface_chunks(config)
     check_run_ids(config)
     check_study_names(config)
     check_trajectory_checkpoints(config)
@@ -184,6 +185,19 @@ def check_interpolation_path(key: str, spec) -> None:
             )
 
 
+def check_surface_chunks(config: dict) -> None:
+    """Each chunk of a surface evaluates a contiguous part of its grid: more chunks than grid
+    points would start jobs with no point to evaluate."""
+    plane = config["landscape"]["plane"]
+    nx, ny, chunks = plane["x"][2], plane["y"][2], plane["chunks"]
+    if chunks > nx * ny:
+        raise ConfigError(
+            f"config key landscape.plane.chunks: {chunks} chunks for a {nx}×{ny} grid of {nx * ny} "
+            f"points (landscape.plane.x, .y) would leave {chunks - nx * ny} chunk jobs with no point "
+            f"to evaluate; use at most {nx * ny}"
+        )
+
+
 def check_run_ids(config: dict) -> None:
     """Two configured runs must never share a run id (its noise text keeps 6 digits)."""
     runs_by_id: dict[str, dict] = defaultdict(dict)  # id -> run -> studies
@@ -256,14 +270,10 @@ def dataset_images(config: dict) -> tuple[int, int]:
 
 
 def isic_images(data: dict) -> tuple[int, int]:
-    """Count the ISIC images (folder listings, no decoding) and check the limit and split against them."""
-    count = count_isic_folder(data, "images_dir", "masks_dir")
+    """Count the ISIC images and pair them with their masks (folder listings, no decoding);
+    check the limit and split against them."""
     limit = data.get("num_images")
-    if limit is not None and limit > count:
-        raise ConfigError(
-            f"config key data.num_images: {limit} images asked for, but data.images_dir "
-            f"({data['images_dir']}) holds {count}; use null for all of them"
-        )
+    count = count_isic_folder(data, "images_dir", "masks_dir", limit)
     count = count if limit is None else limit
     folders = [key for key in ("heldout_images_dir", "heldout_masks_dir") if data.get(key) is not None]
     held = data.get("heldout") or 0
@@ -285,8 +295,11 @@ def isic_images(data: dict) -> tuple[int, int]:
     return count - held, held
 
 
-def count_isic_folder(data: dict, images_key: str, masks_key: str) -> int:
-    from unetscape.data.isic import IMAGE_NAME, find_files
+def count_isic_folder(data: dict, images_key: str, masks_key: str, limit: int | None = None) -> int:
+    """The images of a pair of ISIC folders, each (of the first `limit`) paired with its mask
+    as the data job pairs them (`unetscape.data.isic.pair_files`): an image without its mask,
+    or a mask without its image, is refused here naming the file, not minutes later in the job."""
+    from unetscape.data.isic import IMAGE_NAME, find_files, pair_files
     from unetscape.data.store import DatasetError
 
     for key in (images_key, masks_key):
@@ -298,6 +311,15 @@ def count_isic_folder(data: dict, images_key: str, masks_key: str) -> int:
         raise ConfigError(f"config key data.{images_key}: {err}") from None
     if count == 0:
         raise ConfigError(f"config key data.{images_key}: no ISIC_<id>.jpg images in {data[images_key]}")
+    if limit is not None and limit > count:
+        raise ConfigError(
+            f"config key data.num_images: {limit} images asked for, but data.{images_key} "
+            f"({data[images_key]}) holds {count}; use null for all of them"
+        )
+    try:
+        pair_files(data[images_key], data[masks_key], limit)
+    except DatasetError as err:  # the masks folder does not match the images: named with the file
+        raise ConfigError(f"config key data.{masks_key}: {err}") from None
     return count
 
 
