@@ -246,6 +246,7 @@ def get_final_outputs():
             f"results/figures/{study}_interpolation.png",
             f"results/figures/{study}_metrics.png",
             f"results/figures/{study}_explore.html",
+            f"results/figures/{study}_3d",
             f"results/tables/conditions_{study}.csv",
         ]
     outputs.append("results/figures/scale_invariance.png")

@@ -167,20 +167,15 @@ rule scale_invariance_figure:
         "../scripts/scale_invariance_figure.py"
 
 
-# An interactive 3-D page per run for the report, and each surface as a ParaView file.
+# Every run of a study in interactive 3-D (plotly), opened from disk: plotly.js alone is over
+# the 2 MB a data URL may have in Chromium, so the report holds the light pages of study_3d.
 rule explore_study:
     input:
         surfaces=get_study_surfaces,
         trajectories=get_study_trajectories,
         code=code("explore_study.py"),
     output:
-        report(
-            "results/figures/{study}_explore.html",
-            category="Landscapes per study",
-            subcategory="{study}",
-            caption="../report/study_explore.rst",
-            labels={"study": "{study}", "figure": "3-D (interactive)"},
-        ),
+        "results/figures/{study}_explore.html",
     log:
         "results/logs/explore_study/{study}.log",
     localrule: True
@@ -190,6 +185,33 @@ rule explore_study:
         study=get_study_params,
     script:
         "../scripts/explore_study.py"
+
+
+# The report's 3-D views: a study's runs in as few light WebGL pages as keep each under
+# Chromium's data-URL limit (unetscape/plots/surface_viewer.py).
+rule study_3d:
+    input:
+        surfaces=get_study_surfaces,
+        trajectories=get_study_trajectories,
+        code=code("study_3d.py"),
+    output:
+        report(
+            directory("results/figures/{study}_3d"),
+            patterns=["runs{runs}.html"],
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/study_3d.rst",
+            labels={"study": "{study}", "figure": "3-D, runs {runs}"},
+        ),
+    log:
+        "results/logs/study_3d/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/study_3d.py"
 
 
 # One run's 3-D page, on request (not part of rule all: the study pages hold every run).
