@@ -229,6 +229,26 @@ def get_findings_tables(wildcards):
     }
 
 
+def get_training_tables(wildcards):
+    return [f"results/tables/training_{study}.csv" for study in STUDIES]
+
+
+def get_overview_settings(wildcards):
+    """What the report's front page says was run (unetscape/plots/report_pages.py)."""
+    archs = dict.fromkeys(a for spec in config["studies"].values() for a in spec["archs"])
+    return {
+        "data": {"name": DATASET, "source": config["data"]["source"]},
+        "archs": {name: arch_spec(config, name) for name in archs},
+        "studies": config["studies"],
+        "training": {
+            "epochs": config["training"]["epochs"],
+            "batch_size": config["training"]["batch_size"],
+            "loss": config["training"].get("loss", "dice"),
+            "optimizers": config["optimizers"],
+        },
+    }
+
+
 def get_final_outputs():
     outputs = [
         get_dataset(),
@@ -236,6 +256,10 @@ def get_final_outputs():
         "results/report/findings.rst",
         "results/tables/generalisation.csv",
         "results/figures/generalisation.png",
+        "results/report/overview.rst",
+        "results/report/claims.rst",
+        "results/report/findings.html",
+        "results/report/generalisation.html",
     ]
     for study in STUDIES:
         outputs += [
@@ -248,6 +272,7 @@ def get_final_outputs():
             f"results/figures/{study}_explore.html",
             f"results/figures/{study}_3d",
             f"results/tables/conditions_{study}.csv",
+            f"results/report/conditions_{study}.html",
         ]
     outputs.append("results/figures/scale_invariance.png")
     # Per-run figures and ParaView files of each condition's first seed; any other run's on

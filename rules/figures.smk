@@ -231,3 +231,101 @@ rule explore_run:
         run=get_run_id,
     script:
         "../scripts/explore_run.py"
+
+
+# --- the report's pages of numbers (unetscape/plots/report_pages.py) ---------------------------
+# Tables as HTML pages open in the report's content frame (a CSV there is only a download).
+
+
+rule report_overview:
+    input:
+        dataset=get_dataset(),
+        tables=get_training_tables,
+        code=code("report_overview.py"),
+    output:
+        report(
+            "results/report/overview.rst",
+            category="Training",
+            subcategory="all runs",
+            caption="../report/run_overview.rst",
+            labels={"table": "what was run"},
+        ),
+    log:
+        "results/logs/report_overview.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        settings=get_overview_settings,
+    script:
+        "../scripts/report_overview.py"
+
+
+rule findings_pages:
+    input:
+        table="results/tables/findings.csv",
+        code=code("findings_pages.py"),
+    output:
+        claims=report(
+            "results/report/claims.rst",
+            category="Findings",
+            caption="../report/claims_summary.rst",
+            labels={"table": "claims (front page)"},
+        ),
+        page=report(
+            "results/report/findings.html",
+            category="Findings",
+            caption="../report/findings_page.rst",
+            labels={"table": "every comparison"},
+        ),
+    log:
+        "results/logs/findings_pages.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    script:
+        "../scripts/findings_pages.py"
+
+
+rule conditions_page:
+    input:
+        table="results/tables/conditions_{study}.csv",
+        code=code("conditions_page.py"),
+    output:
+        report(
+            "results/report/conditions_{study}.html",
+            category="Tables",
+            subcategory="{study}",
+            caption="../report/conditions_page.rst",
+            labels={"study": "{study}", "table": "conditions (held-out Dice)"},
+        ),
+    log:
+        "results/logs/conditions_page/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+        level=config["metrics"]["level"],
+    script:
+        "../scripts/conditions_page.py"
+
+
+rule generalisation_page:
+    input:
+        table="results/tables/generalisation.csv",
+        code=code("generalisation_page.py"),
+    output:
+        report(
+            "results/report/generalisation.html",
+            category="Generalisation",
+            caption="../report/generalisation_page.rst",
+            labels={"table": "ranking (on the page)"},
+        ),
+    log:
+        "results/logs/generalisation_page.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    script:
+        "../scripts/generalisation_page.py"
