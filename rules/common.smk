@@ -190,6 +190,14 @@ def get_scale_invariance_checkpoints(wildcards):
     ]
 
 
+def get_scale_invariance_norms(wildcards):
+    """Each scale-invariance run's normalisation: the figure labels the plain U-Net the control."""
+    return {
+        run: arch_spec(config, run.split("/")[0])["norm"]
+        for run in config["scale_invariance"]["runs"]
+    }
+
+
 def get_scale_invariance_outcomes(wildcards):
     return [
         f"results/runs/{run}/outcome.json" for run in config["scale_invariance"]["runs"]

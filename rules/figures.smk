@@ -163,6 +163,8 @@ rule scale_invariance_figure:
     localrule: True
     conda:
         "../envs/unetscape.yaml"
+    params:
+        norms=get_scale_invariance_norms,
     script:
         "../scripts/scale_invariance_figure.py"
 

@@ -190,6 +190,16 @@ def findings_page(findings_csv, out) -> None:
     _write(html_page("The poster's claims tested on the runs", body), out)
 
 
+TAU_WORDS = {"tau": "pooled tau", "Psi": "within-condition tau (Psi)"}
+
+
+def tau_column_names(table: pd.DataFrame) -> list[str]:
+    """The rank correlations a generalisation table holds, as it orders them: the pooled `tau`,
+    the granulated `Psi` and any other `tau_*`/`Psi_*` (interval bounds and bookkeeping aside)."""
+    return [c for c in table.columns if c in ("tau", "Psi") or re.fullmatch(r"(tau|Psi)_[a-z]+", c)
+            and not c.endswith(("_low", "_high", "_factors", "_valid"))]
+
+
 def _target_sentence(row: pd.Series, target_words: str, tau_columns: Sequence[str]) -> str:
     taus = "; ".join(f"{name} {cell(row, sources)[0]}" for name, sources in tau_columns)
     return f"{target_words[:1].upper()}{target_words[1:]}: {row.get('verdict', '')} ({taus})."
@@ -200,11 +210,9 @@ def generalisation_page(table_csv, out, targets: dict[str, str], measures: dict[
     each measure, then the table, with every tau the table holds (pooled over runs and within
     conditions, read from its columns)."""
     table = pd.read_csv(table_csv)
-    tau_names = [c for c in table.columns if c in ("tau", "Psi") or re.fullmatch(r"(tau|Psi)_[a-z]+", c)
-                 and not c.endswith(("_low", "_high", "_factors"))]
-    shown = display_columns(table, tau_names)
-    words = {"tau": "pooled tau", "Psi": "within-condition tau (Psi)"}
-    tau_columns = [(words.get(name, name), sources) for name, sources in shown]
+    tau_names = tau_column_names(table)
+    words = TAU_WORDS
+    tau_columns = [(words.get(name, name), sources) for name, sources in display_columns(table, tau_names)]
     body = paragraph(
         "Kendall's tau of each landscape measure with each target over the finished runs: pooled over "
         "all runs, and within conditions (the granulated tau Psi: the mean over factors of tau among "
