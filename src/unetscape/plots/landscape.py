@@ -8,6 +8,8 @@ through `surface_array`, which checks that orientation against the coordinates.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
@@ -350,7 +352,7 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
         "optimizer": lambda r: r["optimizer"],
         "noise": lambda r: f"noise {r['noise']:g}",
         "seed": lambda r: f"seed {r['seed']}",
-        "skip": lambda r: f"{r['arch']} (skip {r['skip']})",
+        "skip": lambda r: f"skip {r['skip']}",
     }
     rows: dict[tuple, list] = {}
     headings: dict[tuple, str] = {}
@@ -362,7 +364,8 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
     for key, row in rows.items():
         if len(row) == 2:
             diff = difference_surface(row[0][1], row[1][1])
-            row = row + [(f"{row[1][0]} minus {row[0][0]}", diff if diff is not None else
+            title = "difference:\n" + textwrap.fill(f"{row[1][0]} minus {row[0][0]}", 24)
+            row = row + [(title, diff if diff is not None else
                           {"attrs": {"unavailable": "no difference: a surface is missing"}})]
         out.append((headings[key], row))
     return out, factor

@@ -33,7 +33,7 @@ MAX_WIDTH = 11.0
 
 # Line styles and markers: seed k gets the k-th pair, so every seed of a figure has its own look
 # (four line styles alone made seed 0 and seed 4 alike).
-_DASHES = ["-", "--", ":", "-.", (0, (5, 1.5, 1, 1.5, 1, 1.5))]
+_DASHES = ["-", "--", ":", "-."]
 _MARKERS = [None, "o", "s", "^", "D", "v"]
 
 
