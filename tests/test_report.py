@@ -98,3 +98,12 @@ def test_3d_view_draws_inside_the_report(browser, smoke_report):
         time.sleep(1)
     # two planes, each a few hundred pixels wide; a refused data URL or a failed WebGL draws none
     assert drawn > 300, "no WebGL surface drawn in the report's 3-D view"
+
+
+def test_a_figure_taller_than_the_window_opens_at_its_top(browser, smoke_report):
+    open_report(browser, smoke_report)
+    figure = "results/figures/seeds_landscape.png"
+    browser.evaluate(f"app.setView({{content: 'img', contentPath: results['{figure}'].data_uri, resultPath: '{figure}'}})")
+    box = browser.wait_for("(() => { const i = document.querySelector('img[src^=\"data:image/png\"]');"
+                           " return i && i.complete && i.naturalHeight > 0 && i.getBoundingClientRect().toJSON(); })()")
+    assert box["height"] > 0 and box["top"] >= 0, box

@@ -335,8 +335,8 @@ def compared_factor(study: dict, runs: list[dict]) -> str:
 
 def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str]:
     """(rows, factor): the study's runs grouped into rows of runs that differ only in the compared
-    factor, each row headed by what its runs share; with two levels, a last panel shows their
-    difference (second minus first)."""
+    factor, each row headed by what its runs share; with two levels of a treatment (not two seeds), a
+    last panel shows their difference (second minus first)."""
     from .style import arch_label
 
     archs = study["archs"]
@@ -362,7 +362,7 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
         rows.setdefault(key, []).append((words[factor](run), surface))
     out = []
     for key, row in rows.items():
-        if len(row) == 2:
+        if len(row) == 2 and factor != "seed":  # two seeds are two draws, not two treatments
             diff = difference_surface(row[0][1], row[1][1])
             title = "difference:\n" + textwrap.fill(f"{row[1][0]} minus {row[0][0]}", 24)
             row = row + [(title, diff if diff is not None else
