@@ -193,7 +193,7 @@ def get_scale_invariance_checkpoints(wildcards):
 def get_scale_invariance_norms(wildcards):
     """Each scale-invariance run's normalisation: the figure labels the plain U-Net the control."""
     return {
-        run: arch_spec(config, run.split("/")[0])["norm"]
+        run: arch_spec(config, Path(run).parts[0])["norm"]
         for run in config["scale_invariance"]["runs"]
     }
 
@@ -243,7 +243,9 @@ def get_training_tables(wildcards):
 
 def get_overview_settings(wildcards):
     """What the report's front page says was run (unetscape/plots/report_pages.py)."""
-    archs = dict.fromkeys(a for spec in config["studies"].values() for a in spec["archs"])
+    archs = dict.fromkeys(
+        a for spec in config["studies"].values() for a in spec["archs"]
+    )
     return {
         "data": {"name": DATASET, "source": config["data"]["source"]},
         "archs": {name: arch_spec(config, name) for name in archs},
