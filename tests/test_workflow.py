@@ -225,7 +225,7 @@ DOWNSTREAM = {
     | _FIGURES | _PAGES,
     "training/tables.py": {"findings", "generalisation", "metrics_figure", "all"} | _PAGES,
     "analysis/findings.py": {"findings_pages", "all"},
-    "plots/style.py": {"all"},
+    "plots/style.py": {"generalisation_page", "all"},  # the generalisation rule draws with it
 }
 
 
