@@ -78,7 +78,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         return
     rows = [("train_loss", "training set")] + ([("test_loss", "held-out set")] if "test_loss" in surface else [])
     lv = shared_levels([{"v": np.concatenate([np.ravel(surface[k]) for k, _ in rows])}], levels, key="v")
-    fig = plt.figure(figsize=(15, 4.4 * len(rows)), layout="constrained")
+    fig = plt.figure(figsize=(MAX_WIDTH, 3.4 * len(rows)), layout="constrained")
     x, y = _grid(surface)
     for r, (key, name) in enumerate(rows):
         ax1 = fig.add_subplot(len(rows), 3, 3 * r + 1)
@@ -86,7 +86,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         ax1.set_title(f"contours, {name}")
         ax2 = fig.add_subplot(len(rows), 3, 3 * r + 2)
         filled = draw_contour(ax2, surface, lv, filled=True, key=key)
-        fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})")
+        round_ticks(fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})"), lv[0], lv[-1])
         ax2.set_title(f"filled contours, {name}")
         ax3 = fig.add_subplot(len(rows), 3, 3 * r + 3, projection="3d")
         ax3.plot_surface(x, y, _values(surface, key), cmap="viridis", linewidth=0, vmin=lv[0], vmax=lv[-1])
@@ -129,8 +129,9 @@ def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explaine
     would squash the plot to a strip); the title goes above the figure, not over the colour bar.
     """
     fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
-    filled = draw_contour(ax, surface, shared_levels([surface], levels), filled=True, equal=False)
-    fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss")
+    lv = shared_levels([surface], levels)
+    filled = draw_contour(ax, surface, lv, filled=True, equal=False)
+    round_ticks(fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss"), lv[0], lv[-1])
     ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3, label="training path (checkpoints)")
     for k in (0, len(epochs) - 1):
         ax.annotate(f"epoch {epochs[k]}", path[k], textcoords="offset points", xytext=(4, 4), fontsize=7, color="crimson")

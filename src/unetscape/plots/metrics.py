@@ -52,7 +52,7 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
         if (rate, dict(PANELS).get(rate)) in panels and count in conditions and (conditions[count] == 0).all():
             panels.remove((rate, dict(PANELS)[rate]))
             note = f"no run diverged (0 of {int(conditions['n'].sum())})"
-    n_cols = 2 if len(panels) > 2 else len(panels)
+    n_cols = 3 if len(panels) == 3 else min(len(panels), 2)
     n_rows = -(-len(panels) // n_cols)
     fig, grid = plt.subplots(n_rows, n_cols, figsize=(3.9 * n_cols + 1.6, 3.1 * n_rows + 0.5), squeeze=False,
                              layout="constrained")

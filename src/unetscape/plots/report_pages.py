@@ -182,8 +182,11 @@ def findings_page(findings_csv, out) -> None:
         first = claim.iloc[0]
         heading = first.get("claim_text", key)
         verdict = first.get("claim_verdict", "")
-        body += f"<h2 style=\"font-size:15px;margin:14px 0 2px\">{html.escape(str(heading))}: {html.escape(str(verdict))}</h2>"
-        shown = [c for c in claim.columns if c not in hidden and c not in ("claim", "claim_verdict") and claim[c].notna().any()]
+        study = f" (study {first['study']})" if "study" in claim.columns else ""
+        body += (f"<h2 style=\"font-size:15px;margin:14px 0 2px\">{html.escape(str(heading))}{html.escape(study)}: "
+                 f"{html.escape(str(verdict))}</h2>")
+        shown = [c for c in claim.columns
+                 if c not in hidden | {"claim", "claim_verdict", "study"} and claim[c].notna().any()]
         body += html_table(claim, shown)
     sources = sorted({str(s) for s in frame.get("source", pd.Series(dtype=str)).dropna()})
     body += paragraph("Numbers from: " + ", ".join(sources) + f". The same table: {findings_csv}.")
