@@ -190,6 +190,14 @@ def get_scale_invariance_checkpoints(wildcards):
     ]
 
 
+def get_scale_invariance_norms(wildcards):
+    """Each scale-invariance run's normalisation: the figure labels the plain U-Net the control."""
+    return {
+        run: arch_spec(config, Path(run).parts[0])["norm"]
+        for run in config["scale_invariance"]["runs"]
+    }
+
+
 def get_scale_invariance_outcomes(wildcards):
     return [
         f"results/runs/{run}/outcome.json" for run in config["scale_invariance"]["runs"]
@@ -244,6 +252,28 @@ def get_run_outputs(run):
     ]
 
 
+def get_training_tables(wildcards):
+    return [f"results/tables/training_{study}.csv" for study in STUDIES]
+
+
+def get_overview_settings(wildcards):
+    """What the report's front page says was run (unetscape/plots/report_pages.py)."""
+    archs = dict.fromkeys(
+        a for spec in config["studies"].values() for a in spec["archs"]
+    )
+    return {
+        "data": {"name": DATASET, "source": config["data"]["source"]},
+        "archs": {name: arch_spec(config, name) for name in archs},
+        "studies": config["studies"],
+        "training": {
+            "epochs": config["training"]["epochs"],
+            "batch_size": config["training"]["batch_size"],
+            "loss": config["training"].get("loss", "dice"),
+            "optimizers": config["optimizers"],
+        },
+    }
+
+
 def get_final_outputs():
     outputs = [
         get_dataset(),
@@ -252,6 +282,10 @@ def get_final_outputs():
         "results/report/findings.rst",
         "results/tables/generalisation.csv",
         "results/figures/generalisation.png",
+        "results/report/overview.rst",
+        "results/report/claims.rst",
+        "results/report/findings.html",
+        "results/report/generalisation.html",
     ]
     for study in STUDIES:
         outputs += [
@@ -262,7 +296,9 @@ def get_final_outputs():
             f"results/figures/{study}_interpolation.png",
             f"results/figures/{study}_metrics.png",
             f"results/figures/{study}_explore.html",
+            f"results/figures/{study}_3d",
             f"results/tables/conditions_{study}.csv",
+            f"results/report/conditions_{study}.html",
         ]
     outputs.append("results/figures/scale_invariance.png")
     # Every run's own files are targets too: a run deleted (or a file of it) is made again,

@@ -163,24 +163,21 @@ rule scale_invariance_figure:
     localrule: True
     conda:
         "../envs/unetscape.yaml"
+    params:
+        norms=get_scale_invariance_norms,
     script:
         "../scripts/scale_invariance_figure.py"
 
 
-# An interactive 3-D page per run for the report, and each surface as a ParaView file.
+# Every run of a study in interactive 3-D (plotly), opened from disk: plotly.js alone is over
+# the 2 MB a data URL may have in Chromium, so the report holds the light pages of study_3d.
 rule explore_study:
     input:
         surfaces=get_study_surfaces,
         trajectories=get_study_trajectories,
         code=code("explore_study.py"),
     output:
-        report(
-            "results/figures/{study}_explore.html",
-            category="Landscapes per study",
-            subcategory="{study}",
-            caption="../report/study_explore.rst",
-            labels={"study": "{study}", "figure": "3-D (interactive)"},
-        ),
+        "results/figures/{study}_explore.html",
     log:
         "results/logs/explore_study/{study}.log",
     localrule: True
@@ -190,6 +187,33 @@ rule explore_study:
         study=get_study_params,
     script:
         "../scripts/explore_study.py"
+
+
+# The report's 3-D views: a study's runs in as few light WebGL pages as keep each under
+# Chromium's data-URL limit (unetscape/plots/surface_viewer.py).
+rule study_3d:
+    input:
+        surfaces=get_study_surfaces,
+        trajectories=get_study_trajectories,
+        code=code("study_3d.py"),
+    output:
+        report(
+            directory("results/figures/{study}_3d"),
+            patterns=["runs{runs}.html"],
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/study_3d.rst",
+            labels={"study": "{study}", "figure": "3-D, runs {runs}"},
+        ),
+    log:
+        "results/logs/study_3d/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/study_3d.py"
 
 
 # One run's 3-D page, on request (not part of rule all: the study pages hold every run).
@@ -209,3 +233,102 @@ rule explore_run:
         run=get_run_id,
     script:
         "../scripts/explore_run.py"
+
+
+# --- the report's pages of numbers (unetscape/plots/report_pages.py) ---------------------------
+# Tables as HTML pages open in the report's content frame (a CSV there is only a download).
+
+
+rule report_overview:
+    input:
+        dataset=get_dataset(),
+        tables=get_training_tables,
+        code=code("report_overview.py"),
+    output:
+        report(
+            "results/report/overview.rst",
+            category="Training",
+            subcategory="all runs",
+            caption="../report/run_overview.rst",
+            labels={"table": "what was run"},
+        ),
+    log:
+        "results/logs/report_overview.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        settings=get_overview_settings,
+    script:
+        "../scripts/report_overview.py"
+
+
+rule findings_pages:
+    input:
+        table="results/tables/findings.csv",
+        claims="results/tables/claims.csv",
+        code=code("findings_pages.py"),
+    output:
+        claims=report(
+            "results/report/claims.rst",
+            category="Findings",
+            caption="../report/claims_summary.rst",
+            labels={"table": "claims (front page)"},
+        ),
+        page=report(
+            "results/report/findings.html",
+            category="Findings",
+            caption="../report/findings_page.rst",
+            labels={"table": "every comparison"},
+        ),
+    log:
+        "results/logs/findings_pages.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    script:
+        "../scripts/findings_pages.py"
+
+
+rule conditions_page:
+    input:
+        table="results/tables/conditions_{study}.csv",
+        code=code("conditions_page.py"),
+    output:
+        report(
+            "results/report/conditions_{study}.html",
+            category="Tables",
+            subcategory="{study}",
+            caption="../report/conditions_page.rst",
+            labels={"study": "{study}", "table": "conditions (held-out Dice)"},
+        ),
+    log:
+        "results/logs/conditions_page/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+        level=config["metrics"]["level"],
+    script:
+        "../scripts/conditions_page.py"
+
+
+rule generalisation_page:
+    input:
+        table="results/tables/generalisation.csv",
+        code=code("generalisation_page.py"),
+    output:
+        report(
+            "results/report/generalisation.html",
+            category="Generalisation",
+            caption="../report/generalisation_page.rst",
+            labels={"table": "ranking (on the page)"},
+        ),
+    log:
+        "results/logs/generalisation_page.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    script:
+        "../scripts/generalisation_page.py"

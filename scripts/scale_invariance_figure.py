@@ -5,7 +5,7 @@ from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):
-    plot_scale_invariance(smk.input[0], smk.output.png, smk.output.pdf)
+    plot_scale_invariance(smk.input[0], smk.output.png, smk.output.pdf, norms_of=smk.params.norms)
 
 
 if __name__ == "__main__":

@@ -15,3 +15,11 @@ def smoke_run(tmp_path_factory):
     config = write_config(workdir / "smoke.yaml", load_smoke())
     snakemake(workdir, "--configfile", str(config))
     return workdir, config
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke_run):
+    """`snakemake --report` of the smoke run, built once: its path."""
+    workdir, config = smoke_run
+    snakemake(workdir, "--configfile", str(config), "--report", "results/report.html")
+    return workdir / "results/report.html"

@@ -86,7 +86,7 @@ def test_smoke_workflow_produces_landscapes(smoke_run):
         assert (run / f"{plane_name}/surface.vts").read_bytes().startswith(b"<?xml")
 
 
-def test_smoke_workflow_produces_numbers_and_report(smoke_run):
+def test_smoke_workflow_produces_numbers_and_report(smoke_run, smoke_report):
     workdir, config_path = smoke_run
     smoke = load_smoke()
     hessian = json.loads((workdir / "results/landscape/improved/sgd/noise0/seed0/hessian.json").read_text())
@@ -128,11 +128,11 @@ def test_smoke_workflow_produces_numbers_and_report(smoke_run):
     claims = pd.read_csv(workdir / "results/tables/claims.csv")
     assert len(claims) == sum(len(c.parts) for c in CLAIMS)
 
-    snakemake(workdir, "--configfile", str(config_path), "--report", "results/report.html")
-    report = (workdir / "results/report.html").read_text(errors="replace")
-    assert "scale_invariance" in report and "conditions_seeds.csv" in report and "explore.html" in report
-    # the front page states the verdict on each claim
-    assert "What the data say about the poster" in report and "Batch norm gives normal behaviour" in report
+    report = smoke_report.read_text(errors="replace")
+    assert "scale_invariance" in report and "conditions_seeds.csv" in report and "seeds_3d/runs01-" in report
+    # the front page says what was run and states the verdict on each claim
+    assert "What was run" in report and "The poster's claims" in report
+    assert "Batch norm gives normal behaviour" in report
 
 
 def test_rerun_plans(smoke_run, tmp_path):
@@ -273,12 +273,14 @@ def test_editing_a_package_module_reruns_exactly_the_rules_that_run_it(smoke_run
 # What may re-run because an edited module's rules produce its inputs (all of it downstream).
 _FIGURES = {"run_figures", "landscape_figure", "interpolation_figure", "metrics_figure", "scale_invariance_figure",
             "training_figure", "all"}
+# The report's pages of numbers and 3-D views, downstream of every table and surface.
+_PAGES = {"study_3d", "conditions_page", "findings_pages", "generalisation_page", "report_overview"}
 DOWNSTREAM = {
     "landscape/folding.py": {"merge_surface", "landscape_metrics", "findings", "generalisation", "explore_study"}
-    | _FIGURES,
-    "training/tables.py": {"findings", "generalisation", "metrics_figure", "all"},
-    "analysis/findings.py": {"all"},
-    "plots/style.py": {"all"},
+    | _FIGURES | _PAGES,
+    "training/tables.py": {"findings", "generalisation", "metrics_figure", "all"} | _PAGES,
+    "analysis/findings.py": {"findings_pages", "all"},
+    "plots/style.py": {"generalisation_page", "all"},  # the generalisation rule draws with it
 }
 
 

@@ -8,18 +8,21 @@ through `surface_array`, which checks that orientation against the coordinates.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from unetscape.landscape.surface_io import surface_array
 
 from .labels import measured, outcome_note
 from .no_data import say_why
-from .style import plt, save_figure
+from .style import MAX_COLUMNS, MAX_WIDTH, plt, round_ticks, save_figure
 
 
 def shared_levels(surfaces: list[dict], count: int = 15, key: str = "train_loss") -> np.ndarray:
     """Contour levels spanning the finite values of every surface, so panels compare directly."""
-    values = np.concatenate([np.ravel(s[key]) for s in surfaces] + [np.empty(0)])
+    values = np.concatenate([np.ravel(s[key]) for s in surfaces])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.linspace(0, 1, count)
@@ -81,7 +84,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         return
     rows = [("train_loss", "training set")] + ([("test_loss", "held-out set")] if "test_loss" in surface else [])
     lv = shared_levels([{"v": np.concatenate([np.ravel(surface[k]) for k, _ in rows])}], levels, key="v")
-    fig = plt.figure(figsize=(15, 4.4 * len(rows)), layout="constrained")
+    fig = plt.figure(figsize=(MAX_WIDTH, 3.4 * len(rows)), layout="constrained")
     x, y = _grid(surface)
     for r, (key, name) in enumerate(rows):
         ax1 = fig.add_subplot(len(rows), 3, 3 * r + 1)
@@ -89,7 +92,7 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         ax1.set_title(f"contours, {name}")
         ax2 = fig.add_subplot(len(rows), 3, 3 * r + 2)
         filled = draw_contour(ax2, surface, lv, filled=True, key=key)
-        fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})")
+        round_ticks(fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})"), lv[0], lv[-1])
         ax2.set_title(f"filled contours, {name}")
         ax3 = fig.add_subplot(len(rows), 3, 3 * r + 3, projection="3d")
         ax3.plot_surface(x, y, _values(surface, key), cmap="viridis", linewidth=0, vmin=lv[0], vmax=lv[-1])
@@ -132,8 +135,9 @@ def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explaine
     would squash the plot to a strip); the title goes above the figure, not over the colour bar.
     """
     fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
-    filled = draw_contour(ax, surface, shared_levels([surface], levels), filled=True, equal=False)
-    fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss")
+    lv = shared_levels([surface], levels)
+    filled = draw_contour(ax, surface, lv, filled=True, equal=False)
+    round_ticks(fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss"), lv[0], lv[-1])
     ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3, label="training path (checkpoints)")
     for k in (0, len(epochs) - 1):
         ax.annotate(f"epoch {epochs[k]}", path[k], textcoords="offset points", xytext=(4, 4), fontsize=7, color="crimson")
@@ -144,44 +148,100 @@ def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explaine
     save_figure(fig, *out_paths)
 
 
-def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_paths, levels: int = 15) -> None:
-    """A grid of filled-contour panels (rows × columns of (label, surface)) on ONE colour scale.
+def _measurable(surface: dict | None) -> bool:
+    return not nothing_to_draw(surface)
 
-    All panels share the same contour levels, so a colour means the same loss everywhere.
+
+def difference_surface(a: dict | None, b: dict | None) -> dict | None:
+    """b - a point by point when both surfaces have values on the same grid (the same
+    filter-normalised coordinates around each run's own weights), else None."""
+    if not (_measurable(a) and _measurable(b)):
+        return None
+    if not (np.array_equal(a["xcoordinates"], b["xcoordinates"])
+            and np.array_equal(a["ycoordinates"], b["ycoordinates"])):
+        return None
+    diff = surface_array(b, "train_loss", order="yx") - surface_array(a, "train_loss", order="yx")
+    if not np.isfinite(diff).any():
+        return None
+    return {"xcoordinates": a["xcoordinates"], "ycoordinates": a["ycoordinates"], "train_loss": diff,
+            "attrs": {"difference": True}}
+
+
+def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: str, *out_paths, levels: int = 15,
+                note: str = "") -> None:
+    """Rows of filled-contour panels, each row under its own heading, on ONE colour scale.
+
+    `rows`: (heading, [(panel title, surface)]); a row of more than MAX_COLUMNS panels wraps.
+    All loss panels share the same contour levels, so a colour means the same loss everywhere;
+    a surface whose attrs say `difference` is drawn on a second, diverging scale centred on 0.
     A `None` surface leaves its panel empty (e.g. a run that diverged before any checkpoint).
+    Every panel has its axis labels; headings and titles stay short so they never collide.
     """
-    surfaces = [s for row in panels for _, s in row if not nothing_to_draw(s)]
+    from matplotlib.colors import TwoSlopeNorm
+
+    surfaces = [s for _, row in rows for _, s in row if _measurable(s) and "difference" not in s["attrs"]]
     lv = shared_levels(surfaces, levels)
-    n_rows, n_cols = len(panels), max(len(row) for row in panels)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols + 1.2, 3.3 * n_rows), squeeze=False,
-                             layout="constrained")
-    artist = None
-    for r, row in enumerate(panels):
-        for c in range(n_cols):
-            ax = axes[r][c]
+    diffs = [s for _, row in rows for _, s in row if s is not None and s.get("attrs", {}).get("difference")]
+    span = max([float(np.nanmax(np.abs(s["train_loss"]))) for s in diffs] or [1.0]) or 1e-6
+    diff_levels = np.linspace(-span, span, levels)
+    lines = [(heading if k == 0 else f"{heading} (continued)", row[k:k + MAX_COLUMNS])
+             for heading, row in rows for k in range(0, max(len(row), 1), MAX_COLUMNS)]
+    n_cols = max(len(row) for _, row in lines)
+    side = min(2.25, (MAX_WIDTH - 0.4) / n_cols)
+    fig = plt.figure(figsize=(side * n_cols + 0.4, (side + 0.75) * len(lines) + 1.3), layout="constrained")
+    parts = fig.subfigures(len(lines) + 1, 1, height_ratios=[side + 0.75] * len(lines) + [1.0])
+    artist = diff_artist = None
+    for part, (heading, row) in zip(parts, lines):
+        part.suptitle(heading, fontsize=9, fontweight="bold", x=0.01, ha="left")
+        axes = part.subplots(1, n_cols, squeeze=False)[0]
+        for c, ax in enumerate(axes):
             if c >= len(row):
                 ax.axis("off")
                 continue
             label, surface = row[c]
             attrs = {} if surface is None else surface.get("attrs", {})
-            note = outcome_note(attrs)
-            ax.set_title(label + (f"\n{note.strip()}" if note else ""), fontsize=8 if note else 9,
-                         color="crimson" if note else "black")
-            if nothing_to_draw(surface):
+            # the outcome alone: the full note ("[collapsed: final weights, ...]") ran into its neighbours
+            outcome = attrs.get("outcome", "finished")
+            note_text = "" if outcome == "finished" or attrs.get("difference") else f"({outcome.replace('_', ' ')})"
+            ax.set_title(label + (f"\n{note_text}" if note_text else ""), fontsize=8,
+                         color="crimson" if note_text else "black")
+            ax.grid(False)
+            if not _measurable(surface):
                 unavailable_panel(ax, attrs)
                 continue
-            artist = draw_contour(ax, surface, lv, filled=True)
-            ax.contour(*_grid(surface), _values(surface), levels=lv,
-                       colors="k", linewidths=0.3, alpha=0.5)
+            if attrs.get("difference"):
+                x, y = _grid(surface)
+                diff_artist = ax.contourf(x, y, _values(surface), levels=diff_levels, cmap="RdBu_r",
+                                          norm=TwoSlopeNorm(0.0, -span, span), extend="both")
+                ax.set_aspect("equal", adjustable="box")
+            else:
+                artist = draw_contour(ax, surface, lv, filled=True)
+                ax.contour(*_grid(surface), _values(surface), levels=lv, colors="k", linewidths=0.3, alpha=0.5)
+            ax.set_xlabel("x (direction 1)", fontsize=7, labelpad=1)
+            ax.set_ylabel("y (direction 2)", fontsize=7, labelpad=1)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
+    bars = parts[-1].subplots(1, 2 if diff_artist is not None else 1, squeeze=False)[0]
     if artist is not None:
-        fig.colorbar(artist, ax=axes, shrink=0.8, label="Dice loss (shared scale)")
-    else:  # not one panel drawn: say why over the whole figure too
+        bar = fig.colorbar(artist, cax=bars[0], orientation="horizontal")
+        bar.set_label("Dice loss (one scale for every loss panel)", fontsize=8)
+        round_ticks(bar, lv[0], lv[-1])
+    else:
+        bars[0].axis("off")
+        # not one panel drawn: say why over the whole figure too
         from unetscape.training.outcome_words import no_finished_run
 
-        outcomes = [(s or {}).get("attrs", {}).get("outcome", "no surface") for row in panels for _, s in row]
+        outcomes = [(s or {}).get("attrs", {}).get("outcome", "no surface") for _, row in rows for _, s in row]
         if "finished" not in outcomes:
-            title += f"\n{no_finished_run(outcomes)}"
-    fig.suptitle(title)
+            note = (note + "\n" if note else "") + no_finished_run(outcomes)
+    if diff_artist is not None:
+        bar = fig.colorbar(diff_artist, cax=bars[1], orientation="horizontal")
+        bar.set_label("difference of Dice loss at the same coordinates", fontsize=8)
+        round_ticks(bar, -span, span)
+    for bar_ax in bars:
+        bar_ax.set_box_aspect(0.06)
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
     save_figure(fig, *out_paths)
 
 
@@ -277,78 +337,137 @@ def _column_label(run: dict, fields: list[str]) -> str:
     return ", ".join(names[f](run) for f in fields) or run["optimizer"]
 
 
-def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_paths) -> None:
-    """Rows = architectures, columns = the study's other factors; one shared colour scale."""
-    from unetscape.training.tables import parse_run_id
+# The factor each of the poster's studies asks about: its levels go side by side in a row, the
+# runs that differ only in it. Any other study puts its seeds side by side if it has several.
+STUDY_QUESTION = {"seeds": "seed", "momentum": "optimizer", "noise": "noise", "skips": "skip"}
 
+
+def compared_factor(study: dict, runs: list[dict]) -> str:
+    """The factor whose levels a study's landscape figure puts side by side."""
+    varying = [f for f in ("seed", "optimizer", "noise", "skip") if len({r[f] for r in runs}) > 1]
+    wanted = STUDY_QUESTION.get(study.get("study", ""))
+    if wanted in varying:
+        return wanted
+    return varying[0] if varying else "seed"
+
+
+def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str]:
+    """(rows, factor): the study's runs grouped into rows of runs that differ only in the compared
+    factor, each row headed by what its runs share; with two levels of a treatment (not two seeds), a
+    last panel shows their difference (second minus first)."""
     from .style import arch_label
 
+    archs = study["archs"]
+    for run in runs:
+        run["norm"], run["skip"] = archs[run["arch"]]["norm"], archs[run["arch"]]["skip"]
+    factor = compared_factor(study, runs)
+    # comparing skips, the rows are the normalisation; otherwise the architecture is shared by a row
+    shared = ["norm" if factor == "skip" else "arch"] + [f for f in ("optimizer", "noise", "seed") if f != factor]
+    shared = [f for f in shared if f in ("arch", "norm") or len({r[f] for r in runs}) > 1]
+    words = {
+        "arch": lambda r: arch_label(r["arch"], archs[r["arch"]]),
+        "norm": lambda r: "U-Nets with batch norm" if r["norm"] == "batch" else "U-Nets without normalisation",
+        "optimizer": lambda r: r["optimizer"],
+        "noise": lambda r: f"noise {r['noise']:g}",
+        "seed": lambda r: f"seed {r['seed']}",
+        "skip": lambda r: f"skip {r['skip']}",
+    }
+    rows: dict[tuple, list] = {}
+    headings: dict[tuple, str] = {}
+    for run, surface in zip(runs, surfaces):
+        key = tuple(run[f] for f in shared)
+        headings[key] = ", ".join(words[f](run) for f in shared)
+        rows.setdefault(key, []).append((words[factor](run), surface))
+    out = []
+    for key, row in rows.items():
+        if len(row) == 2 and factor != "seed":  # two seeds are two draws, not two treatments
+            diff = difference_surface(row[0][1], row[1][1])
+            title = "difference:\n" + textwrap.fill(f"{row[1][0]} minus {row[0][0]}", 24)
+            row = row + [(title, diff if diff is not None else
+                          {"attrs": {"unavailable": "no difference: a surface is missing"}})]
+        out.append((headings[key], row))
+    return out, factor
+
+
+def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_paths) -> None:
+    """A row per group of runs that differ only in the factor the study asks about (seeds side by
+    side for `seeds`, optimisers for `momentum`, noise levels for `noise`, skip variants for
+    `skips`); one shared colour scale, and the difference where two levels are compared."""
+    from unetscape.training.tables import parse_run_id
+
     runs = [parse_run_id(r) for r in study["runs"]]
-    fields = _columns(runs)
-    by_arch: dict[str, list] = {arch: [] for arch in study["archs"]}
-    for run, path in zip(runs, surface_paths):
-        by_arch[run["arch"]].append((_column_label(run, fields), _read(path)))
-    panels = [[(f"{arch_label(arch, study['archs'][arch])}\n{label}", s) for label, s in row]
-              for arch, row in by_arch.items()]
-    plot_panels(panels, f"{study['title']}: Dice loss on random filter-normalised planes", *out_paths, levels=levels)
+    rows, factor = study_rows(study, runs, [_read(p) for p in surface_paths])
+    names = {"seed": "seeds", "optimizer": "optimisers", "noise": "noise levels", "skip": "skip connections"}
+    plot_panels(rows, f"{study['title']}: Dice loss on random filter-normalised planes, {names[factor]} side by side",
+                *out_paths, levels=levels)
 
 
 def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, pair_paths: list,
                               log_scale: bool, *out_paths) -> None:
-    """Left: initial -> final weights of every run; right: final weights of seed a -> seed b.
-    A panel without one curve (no run with trained weights) says why."""
+    """One panel per architecture: top, initial -> final weights of every run; below, where the
+    study has several seeds, final weights of seed a -> seed b. Colours are conditions
+    (optimiser and/or noise level), line styles seeds, the legends below the panels. A panel
+    without one curve (no run with trained weights) says why."""
     from unetscape.training.outcome_words import outcome_counts
     from unetscape.training.tables import parse_run_id
 
+    from .style import arch_label, seed_style
+    from .training import condition_colours, condition_label
+
     runs = [parse_run_id(r) for r in study["runs"]]
-    fields = _columns(runs)
-    n_panels = 2 if pair_paths else 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(6.2 * n_panels, 4), squeeze=False)
+    varying = [k for k in ("optimizer", "noise") if len({r[k] for r in runs}) > 1]
+    conditions = list(dict.fromkeys(condition_label(r, varying) for r in runs))
+    colours = condition_colours(conditions)
+    seeds = sorted({r["seed"] for r in runs})
     archs = list(study["archs"])
-    colours = dict(zip(archs, plt.cm.tab10.colors))
-    styles = ["-", "--", ":", "-."]
-    labels = sorted({_column_label(r, fields) for r in runs})
-    ax = axes[0][0]
-    missing, outcomes = [], []
-    for run, path in zip(runs, init_paths):
-        curve = _read_curve(path)
-        label = _column_label(run, fields)
-        note = outcome_note(curve["attrs"])
-        outcomes.append(curve["attrs"].get("outcome", "finished"))
-        if not np.isfinite(curve["train_loss"]).any():
-            missing.append(f"{run['arch']}, {label}{note}")
-            continue
-        ax.plot(curve["t"], curve["train_loss"], styles[labels.index(label) % 4], color=colours[run["arch"]],
-                lw=1.3 if not note else 0.8, alpha=1 if not note else 0.6, label=f"{run['arch']}, {label}{note}")
-    ax.set_title("initial (t=0) to measured (t=1) weights")
+    blocks = [("initial (t = 0) to measured (t = 1) weights", [(r, p) for r, p in zip(runs, init_paths)])]
     if pair_paths:
-        ax = axes[0][1]
-        for label, path in zip(pair_labels, pair_paths):
-            curve = _read_curve(path)
-            arch = label.split("/")[0]
-            if not np.isfinite(curve["train_loss"]).any():
-                missing.append(label)
+        pairs = [(parse_run_id(label.split(" -> ")[0]), path) for label, path in zip(pair_labels, pair_paths)]
+        blocks.append(("final weights of one seed (t = 0) to the next seed's (t = 1)", pairs))
+    n_cols = min(len(archs), 3)
+    rows_per_block = -(-len(archs) // n_cols)
+    width = min(MAX_WIDTH, 3.5 * n_cols + 0.5)
+    fig, axes = plt.subplots(rows_per_block * len(blocks), n_cols, figsize=(width, 2.9 * rows_per_block * len(blocks) + 1.2),
+                             squeeze=False, layout="constrained")
+    missing = []
+    for b, (what, entries) in enumerate(blocks):
+        for k, arch in enumerate(archs):
+            ax = axes[b * rows_per_block + k // n_cols][k % n_cols]
+            outcomes, drawn = [], 0
+            for run, path in entries:
+                if run["arch"] != arch:
+                    continue
+                curve = _read_curve(path)
+                outcomes.append(curve["attrs"].get("outcome", "finished"))
+                label = condition_label(run, varying)
+                note = outcome_note(curve["attrs"])
+                if not np.isfinite(curve["train_loss"]).any():
+                    missing.append(f"{run['arch']}, {label}, seed {run['seed']}{note}")
+                    continue
+                ax.plot(curve["t"], curve["train_loss"], color=colours[label], lw=1.3 if not note else 0.8,
+                        alpha=1 if not note else 0.6, **seed_style(seeds.index(run["seed"])))
+                drawn += 1
+            ax.set_title(f"{arch_label(arch, study['archs'][arch])}\n{what}", fontsize=8)
+            if not drawn:
+                say_why(ax, f"no curve: none has a finite Dice loss ({outcome_counts(outcomes)})", fontsize=8)
                 continue
-            ax.plot(curve["t"], curve["train_loss"], "-", color=colours.get(arch, "k"), lw=1.3,
-                    label=label.replace("/noise0", "").replace("/", " "))
-        ax.set_title("final weights of one seed (t=0) to the next (t=1)")
+            for position in (0, 1):
+                ax.axvline(position, color="grey", ls=":", lw=1)
+            ax.set_xlabel("t", fontsize=8)
+            ax.set_ylabel("Dice loss", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if log_scale:
+                ax.set_yscale("log")
+        for k in range(len(archs), rows_per_block * n_cols):
+            axes[b * rows_per_block + k // n_cols][k % n_cols].axis("off")
+    handles = [plt.Line2D([], [], color=colours[c], lw=2, label=c) for c in conditions]
+    if len(seeds) > 1:
+        handles += [plt.Line2D([], [], color="grey", label=f"seed {s}" + (" (first of the pair)" if pair_paths else ""),
+                               **seed_style(i)) for i, s in enumerate(seeds)]
+    handles.append(plt.Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="run not finished (thin, faint)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=8)
+    title = f"{study['title']}: linear interpolations"
     if missing:
-        fig.text(0.01, -0.02, "no curve (no trained weights): " + "; ".join(missing), fontsize=7, color="crimson",
-                 ha="left", va="top", wrap=True)
-    why = [f"no curve: no run has a finite curve ({outcome_counts(outcomes)})",
-           f"no curve: no seed pair has a finite curve ({outcome_counts(outcomes)})"]
-    for ax, reason in zip(axes[0], why):
-        if not ax.get_legend_handles_labels()[0]:
-            say_why(ax, reason, fontsize=9)
-            continue
-        for position in (0, 1):
-            ax.axvline(position, color="grey", ls=":", lw=1)
-        ax.set_xlabel("t")
-        ax.set_ylabel("Dice loss")
-        if log_scale:
-            ax.set_yscale("log")
-        # Below the panel: a legend of up to 20 curves inside it hid the curves.
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
-    fig.suptitle(f"{study['title']}: linear interpolations")
-    fig.tight_layout()
+        title += "\nno curve (no trained weights): " + "; ".join(missing)
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, *out_paths)

@@ -48,8 +48,22 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
     colours = dict(zip(series, plt.cm.tab10.colors))
     offset = {s: (k - (len(series) - 1) / 2) * 0.12 for k, s in enumerate(series)}
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.0 * len(PANELS), 3.6), squeeze=False, layout="constrained")
-    for ax, (metric, label) in zip(axes[0], PANELS):
+    panels = list(PANELS)
+    note = ""
+    # A rate that is 0 in every condition holds no information: said in the title instead.
+    for rate in RATES:
+        count = f"n_{rate.removesuffix('_rate')}"
+        if (rate, dict(PANELS).get(rate)) in panels and count in conditions and (conditions[count] == 0).all():
+            panels.remove((rate, dict(PANELS)[rate]))
+            note = f"no run diverged (0 of {int(conditions['n'].sum())})"
+    n_cols = 3 if len(panels) == 3 else min(len(panels), 2)
+    n_rows = -(-len(panels) // n_cols)
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(3.9 * n_cols + 1.6, 3.1 * n_rows + 0.5), squeeze=False,
+                             layout="constrained")
+    axes = [list(grid.ravel())]
+    for ax in axes[0][len(panels):]:
+        ax.axis("off")
+    for ax, (metric, label) in zip(axes[0], panels):
         for s in series:
             rows = conditions[conditions[series_factor] == s]
             xs = np.array([positions[v] + offset[s] for v in rows[x_factor]])
@@ -92,33 +106,48 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
             ax.text(0.5, 0.92, "no finished run", ha="center", va="top", transform=ax.transAxes, color="crimson",
                     fontsize=8)
         ax.set_xticks(range(len(levels)), [f"{v:g}" if isinstance(v, float) else str(v) for v in levels])
-        ax.set_xlabel(x_factor)
-        ax.set_title(label, fontsize=10, pad=12)  # room for the rate panel's k/n labels
+        ax.set_xlabel(x_factor, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_title(label, fontsize=9, pad=12)  # room for the rate panel's k/n labels
     handles, _ = axes[0][0].get_legend_handles_labels()
     if len(others):
         handles.append(plt.Line2D([], [], marker="x", color="grey", ls="",
                                   label="run not finished (not in the landscape means)"))
     # Beside the panels: inside the first one it hid intervals.
     fig.legend(handles=handles, title=series_factor, fontsize=7, loc="outside right center", frameon=False)
-    fig.suptitle(f"{study['title']}: mean over finished runs (loss rise: over all runs) with {100 * level:g}% "
-                 f"bootstrap interval (open: too few runs for one), runs as dots", fontsize=10)
+    fig.suptitle(f"{study['title']}: mean over finished runs (largest rise: over all runs) with {100 * level:g}% "
+                 f"bootstrap interval\n(open: too few runs for one), runs as dots"
+                 + ("; divergence rate with Wilson interval" if any(m in RATES for m, _ in panels) else "")
+                 + (f"; {note}" if note else ""), fontsize=10)
     save_figure(fig, *out_paths)
 
 
-def plot_scale_invariance(path, *out_paths) -> None:
-    """Rows: runs; columns: raw and filter-normalised direction; one curve per rescaling factor."""
+def plot_scale_invariance(path, *out_paths, norms_of: dict[str, str] | None = None) -> None:
+    """Rows: runs; columns: raw and filter-normalised direction; one curve per rescaling factor.
+
+    `norms_of`: run -> its architecture's normalisation ("batch" or "none"); a run without batch
+    norm is labelled as the control, whose curves are expected to change with the factor.
+    """
     with h5py.File(path, "r") as f:
         x, loss = f["xcoordinates"][()], f["train_loss"][()]
         attrs = read_attrs(f)
     runs, norms, factors = attrs["runs"], attrs["norms"], attrs["factors"]
+    norms_of = norms_of or {}
     titles = {"none": "raw Gaussian direction", "filter": "filter-normalised direction"}
-    fig, axes = plt.subplots(len(runs), len(norms), figsize=(5.2 * len(norms), 3.3 * len(runs)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(runs), len(norms), figsize=(4.2 * len(norms) + 2.2, 2.9 * len(runs) + 0.6),
+                             squeeze=False, layout="constrained")
     colours = plt.cm.viridis(np.linspace(0, 0.85, len(factors)))
     outcomes = attrs.get("outcomes") or ["finished"] * len(runs)
     checkpoints = attrs.get("checkpoints") or [""] * len(runs)
     drawn = []
     for r, run in enumerate(runs):
+        norm_of_run = norms_of.get(run)
+        if norm_of_run == "batch":
+            role = "batch norm: rescaling keeps the function, so only the raw direction's curves may move"
+        elif norm_of_run is not None:
+            role = "CONTROL, no batch norm: rescaling changes the function, its curves are expected to move"
+        else:
+            role = ""
         for n, norm in enumerate(norms):
             ax = axes[r][n]
             ax.set_title(f"{run}\n{titles.get(norm, norm)}", fontsize=9)
@@ -129,11 +158,18 @@ def plot_scale_invariance(path, *out_paths) -> None:
             for f, factor in enumerate(factors):
                 ax.plot(x, loss[r, n, f], "-", color=colours[f], lw=2.2 if factor == 1 else 1.3,
                         label=f"conv weights x{factor:g}" + (" (trained)" if factor == 1 else ""))
-            ax.set_xlabel("step along the direction")
-            ax.set_ylabel("Dice loss")
+            ax.set_title(f"{run}\n{titles.get(norm, norm)}", fontsize=8)
+            ax.set_xlabel("step along the direction", fontsize=8)
+            ax.set_ylabel("Dice loss", fontsize=8)
+            ax.tick_params(labelsize=7)
             drawn.append(ax)
+        if role:
+            axes[r][0].annotate(role, (0, 1), xycoords="axes fraction", xytext=(0, 26), textcoords="offset points",
+                                fontsize=8, fontweight="bold", color="crimson" if norm_of_run != "batch" else "black",
+                                annotation_clip=False)
     if drawn:
-        drawn[0].legend(fontsize=7)
-    fig.suptitle("Scale invariance: rescaling the convs in front of batch norm changes raw-direction plots "
+        handles, _ = drawn[0].get_legend_handles_labels()
+        fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=8)
+    fig.suptitle("Scale invariance: rescaling the convs in front of batch norm changes raw-direction plots\n"
                  "but not filter-normalised ones", fontsize=10)
     save_figure(fig, *out_paths)

@@ -26,6 +26,37 @@ plt.rcParams.update(
 )
 
 
+# The report shows a figure about 850 px wide: grids of at most this many panels per line, and
+# figures at most about 11 inches wide, keep 8-point text at about 8 px there.
+MAX_COLUMNS = 5
+MAX_WIDTH = 11.0
+
+# Line styles and markers: seed k gets the k-th pair, so every seed of a figure has its own look
+# (four line styles alone made seed 0 and seed 4 alike).
+_DASHES = ["-", "--", ":", "-."]
+_MARKERS = [None, "o", "s", "^", "D", "v"]
+
+
+def seed_style(index: int) -> dict:
+    """Line style and marker of the seed at `index` (0-based) in a figure's sorted seeds."""
+    if index >= len(_DASHES) * len(_MARKERS):
+        raise ValueError(f"at most {len(_DASHES) * len(_MARKERS)} seeds can be told apart in one figure")
+    style = {"ls": _DASHES[index % len(_DASHES)]}
+    marker = _MARKERS[index // len(_DASHES)]
+    if marker:
+        style |= {"marker": marker, "ms": 3.5, "markevery": 0.2}
+    return style
+
+
+def round_ticks(colorbar, low: float, high: float, count: int = 5) -> None:
+    """Colour-bar ticks at round values (a contour colour bar otherwise ticks every level: 0.0641, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = [t for t in MaxNLocator(nbins=count).tick_values(low, high) if low - 1e-12 <= t <= high + 1e-12]
+    colorbar.set_ticks(ticks)
+    colorbar.set_ticklabels([f"{t:g}" for t in ticks])
+
+
 def arch_label(name: str, arch: dict) -> str:
     """Panel title of a resolved architecture, e.g. "improved U-Net (batch norm)"."""
     norm = "batch norm" if arch["norm"] == "batch" else "no normalisation"

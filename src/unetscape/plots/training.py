@@ -9,18 +9,26 @@ from matplotlib.ticker import MaxNLocator
 
 from unetscape.training.tables import parse_run_id, read_history
 
-from .style import arch_label, plt, save_figure
+from .style import MAX_WIDTH, arch_label, plt, save_figure, seed_style
 
-SEED_STYLES = ["-", "--", ":", "-."]
-
-
-def _condition(run: dict, varying: list[str]) -> str:
+def condition_label(run: dict, varying: list[str]) -> str:
+    """What tells a run's condition apart within a study besides its architecture and seed."""
     parts = []
     if "optimizer" in varying:
         parts.append(run["optimizer"])
     if "noise" in varying:
         parts.append(f"noise {run['noise']:g}")
     return ", ".join(parts) or run["optimizer"]
+
+
+# The best constant mask's hard Dice: a wide faint band, unlike any seed's line style.
+CONSTANT_LINE = dict(color="black", lw=3, alpha=0.25, ls="-")
+
+
+def condition_colours(conditions: list[str]) -> dict[str, tuple]:
+    """A distinct colour per condition (optimiser and/or noise level) of a figure."""
+    palette = plt.cm.tab10.colors if len(conditions) <= 10 else plt.cm.tab20.colors
+    return {c: palette[k % len(palette)] for k, c in enumerate(conditions)}
 
 
 OUTCOME_MARKS = {  # how a run that did not finish is marked at its last evaluated epoch
@@ -48,31 +56,39 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
     runs = [parse_run_id(r) for r in study["runs"]]
     outcomes = [read_outcome(p) for p in outcome_paths] if outcome_paths else [None] * len(runs)
     varying = [k for k in ("optimizer", "noise") if len({r[k] for r in runs}) > 1]
-    conditions = list(dict.fromkeys(_condition(r, varying) for r in runs))
-    colours = {c: plt.cm.viridis(v) for c, v in zip(conditions, np.linspace(0, 0.85, len(conditions)))}
+    conditions = list(dict.fromkeys(condition_label(r, varying) for r in runs))
+    colours = condition_colours(conditions)
     seeds = sorted({r["seed"] for r in runs})
     archs = list(study["archs"])
 
-    fig, axes = plt.subplots(2, len(archs), figsize=(4.4 * len(archs), 6.4), squeeze=False, sharex="col",
-                             layout="constrained")
+    # at most 3 architectures side by side, each a loss panel over a hard-Dice panel
+    n_cols = min(len(archs), 3)
+    n_blocks = -(-len(archs) // n_cols)
+    fig, axes = plt.subplots(2 * n_blocks, n_cols, figsize=(min(MAX_WIDTH, 3.6 * n_cols + 2.2), 4.6 * n_blocks + 0.6),
+                             squeeze=False, layout="constrained")
+    for k in range(len(archs), n_blocks * n_cols):
+        axes[2 * (k // n_cols)][k % n_cols].axis("off")
+        axes[2 * (k // n_cols) + 1][k % n_cols].axis("off")
     marked: dict[str, dict] = {}
     constants = [o["constant_dice"] for o in outcomes if o is not None]
-    for col, arch in enumerate(archs):
-        loss_ax, dice_ax = axes[0][col], axes[1][col]
+    for k, arch in enumerate(archs):
+        loss_ax, dice_ax = axes[2 * (k // n_cols)][k % n_cols], axes[2 * (k // n_cols) + 1][k % n_cols]
+        loss_ax.sharex(dice_ax)
+        loss_ax.tick_params(labelbottom=False)
         for run, path, outcome in zip(runs, history_paths, outcomes):
             if run["arch"] != arch:
                 continue
             history = read_history(path)
             epochs = history[history["kind"] == "epoch"]
             finite = epochs[np.isfinite(epochs["loss"])]
-            condition = _condition(run, varying)
-            style = SEED_STYLES[seeds.index(run["seed"]) % len(SEED_STYLES)]
-            loss_ax.plot(finite["epoch"], finite["loss"], style, color=colours[condition], lw=1.2)
-            dice_ax.plot(finite["epoch"], finite["dice"], style, color=colours[condition], lw=1.2)
+            condition = condition_label(run, varying)
+            style = seed_style(seeds.index(run["seed"]))
+            loss_ax.plot(finite["epoch"], finite["loss"], color=colours[condition], lw=1.2, **style)
+            dice_ax.plot(finite["epoch"], finite["dice"], color=colours[condition], lw=1.2, **style)
             rises = (outcome or {}).get("stability", {}).get("rise_epochs") or []
             risen = finite[finite["epoch"].isin(rises)]
             if len(risen):
-                loss_ax.plot(risen["epoch"], risen["loss"], "^", color="crimson", ms=4, ls="")
+                loss_ax.plot(risen["epoch"], risen["loss"], "^", color="crimson", ms=5, ls="", zorder=5)
                 marked["rise"] = RISE_MARK
             result = str(history["outcome"].iloc[-1])
             if result in OUTCOME_MARKS and not finite.empty:
@@ -81,28 +97,26 @@ def plot_training_study(study: dict, history_paths: list[str | os.PathLike], *ou
                 style_kw = {k: v for k, v in mark.items() if k != "label"}
                 loss_ax.plot(finite["epoch"].iloc[-1], finite["loss"].iloc[-1], ls="", **style_kw)
                 dice_ax.plot(finite["epoch"].iloc[-1], finite["dice"].iloc[-1], ls="", **style_kw)
-        loss_ax.set_title(arch_label(arch, study["archs"][arch]), fontsize=10)
+        loss_ax.set_title(arch_label(arch, study["archs"][arch]), fontsize=9)
         if dice_ax.get_xlim()[1] < 1:  # only epoch 0 drawn: keep integer epochs on the axis
             dice_ax.set_xlim(-0.5, 1.5)
-        loss_ax.set_ylabel("Dice loss (training set)")
-        dice_ax.set_ylabel("hard Dice (training set)")
-        dice_ax.set_xlabel("epoch")
+        loss_ax.set_ylabel("Dice loss (training set)", fontsize=8)
+        dice_ax.set_ylabel("hard Dice (training set)", fontsize=8)
+        dice_ax.set_xlabel("epoch", fontsize=8)
+        loss_ax.tick_params(labelsize=7)
+        dice_ax.tick_params(labelsize=7)
         dice_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if constants:
-            dice_ax.axhline(max(constants), color="black", ls="--", lw=1)
+            dice_ax.axhline(max(constants), **CONSTANT_LINE)
             dice_ax.set_ylim(min(0.0, dice_ax.get_ylim()[0]), 1.0)
 
     handles = [plt.Line2D([], [], color=colours[c], lw=2, label=c) for c in conditions]
     if len(seeds) > 1:
-        handles += [
-            plt.Line2D([], [], color="grey", ls=SEED_STYLES[i % len(SEED_STYLES)], label=f"seed {s}")
-            for i, s in enumerate(seeds)
-        ]
+        handles += [plt.Line2D([], [], color="grey", label=f"seed {s}", **seed_style(i)) for i, s in enumerate(seeds)]
     if constants:
-        handles.append(plt.Line2D([], [], color="black", ls="--", lw=1,
-                                  label=f"best constant mask (Dice {max(constants):.3f})"))
+        handles.append(plt.Line2D([], [], **CONSTANT_LINE, label=f"best constant mask (Dice {max(constants):.3f})"))
     for mark in marked.values():
         handles.append(plt.Line2D([], [], ls="", **mark))
-    fig.legend(handles=handles, loc="outside right center", frameon=False)
-    fig.suptitle(study["title"])
+    fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=8)
+    fig.suptitle(study["title"], fontsize=10)
     save_figure(fig, *out_paths)

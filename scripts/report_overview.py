@@ -1,0 +1,12 @@
+"""Rule report_overview: what was run, for the report's front page."""
+
+from unetscape.plots.report_pages import write_overview
+from unetscape.workflow.rule_entry import run_rule
+
+
+def main(smk):
+    write_overview(smk.input.dataset, smk.params.settings, smk.input.tables, smk.output[0])
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)

@@ -1,0 +1,155 @@
+"""The report's pages: tables on the page, the front page's fragments, 3-D pages under the limit."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unetscape.plots import report_pages, surface_viewer
+
+
+class Tables(HTMLParser):
+    """The cells of every table in a page, as text: tables[t][row][column]."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def tables_of(html: str):
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+def test_conditions_page_shows_heldout_dice_with_its_interval_and_every_outcome(tmp_path):
+    csv = tmp_path / "conditions_x.csv"
+    pd.DataFrame({
+        "arch": ["simple", "improved"], "optimizer": ["sgd", "sgd"], "noise": [0.0, 0.0],
+        "n": [5, 5], "n_finished": [4, 2], "n_diverged": [0, 1], "n_unstable": [1, 2],
+        "final_heldout_dice_mean": [0.81234, np.nan], "final_heldout_dice_ci_low": [0.8, np.nan],
+        "final_heldout_dice_ci_high": [0.83, np.nan], "final_heldout_dice_std": [0.01, np.nan],
+        "roughness_mean": [0.0123, 0.02], "roughness_ci_low": [0.01, 0.015], "roughness_ci_high": [0.014, 0.03],
+        "note": ["", "too few runs"],
+    }).to_csv(csv, index=False)
+    out = tmp_path / "conditions.html"
+    report_pages.conditions_page("Seeds: conditions", csv, out, 0.95)
+    ((header, first, second),) = tables_of(out.read_text())
+    assert header[:2] == ["arch", "runs"]  # the optimiser does not vary: not a column
+    assert "unstable" in header  # an outcome the page was not written for still shows
+    column = header.index("held-out hard Dice")
+    assert first[column] == "0.812[0.8, 0.83]"  # value, then its interval under it
+    assert second[column] == "–" and second[-1] == "too few runs"
+    assert first[header.index("unstable")] == "1"
+
+
+def test_findings_page_is_an_html_table_per_claim(tmp_path):
+    csv = tmp_path / "findings.csv"
+    pd.DataFrame({
+        "claim": ["bn", "bn", "mom"], "claim_text": ["Batch norm", "Batch norm", "Momentum"],
+        "claim_verdict": ["supported", "supported", "inconclusive at this n"],
+        "metric": ["roughness", "nonconvexity", "top_eigenvalue"], "n_a": [5, 5, 5], "n_b": [5, 5, 5],
+        "effect": [-0.1, -0.2, 0.3], "effect_ci_low": [-0.15, -0.3, -0.1], "effect_ci_high": [-0.05, -0.1, 0.7],
+        "p_holm": [0.01, 0.02, 0.4], "verdict": ["supports", "supports", "inconclusive"], "source": "x.csv",
+    }).to_csv(csv, index=False)
+    out = tmp_path / "findings.html"
+    report_pages.findings_page(csv, out)
+    html = out.read_text()
+    bn, mom = tables_of(html)
+    assert len(bn) == 3 and len(mom) == 2  # header + one row per comparison
+    assert bn[1][bn[0].index("effect")] == "-0.1[-0.15, -0.05]"
+    assert "Batch norm: supported" in html
+    claims = report_pages.claims_rst(pd.read_csv(csv))
+    assert "**supported** (comparisons: 2 supports)" in claims and claims.count("* - ") == 2
+
+
+def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):
+    rows = []
+    for rank, measure in enumerate(["roughness", "trace"], 1):
+        for target in ("final_heldout_dice", "gap_loss"):
+            rows.append({"measure": measure, "measure_is": "sharper", "target": target, "n": 20, "tau": 0.5 / rank,
+                         "tau_low": 0.2, "tau_high": 0.7, "Psi": 0.05, "p_value": 0.01,
+                         "verdict": "predicts it: sharper minima go with better generalisation", "rank": rank})
+    table = pd.DataFrame(rows)
+    targets = {"final_heldout_dice": "held-out hard Dice", "gap_loss": "generalisation gap"}
+    measures = {"roughness": ("roughness", "sharper"), "trace": ("trace", "sharper")}
+    out = tmp_path / "g.html"
+    table.to_csv(tmp_path / "g.csv", index=False)
+    report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
+    html = out.read_text()
+    (rows_,) = tables_of(html)
+    assert "pooled tau" in rows_[0] and "within-condition tau (Psi)" in rows_[0]
+    # one sentence per target, each on its own line
+    first = re.search(r"<li.*?</li>", html).group(0)
+    assert first.count("<br>") == 2 and "Held-out hard Dice: predicts it" in first and "Generalisation gap:" in first
+    # a table without the granulated tau shows the pooled one only
+    table.drop(columns="Psi").to_csv(tmp_path / "g.csv", index=False)
+    report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
+    assert "within-condition" not in tables_of(out.read_text())[0][0]
+
+
+def test_overview_counts_each_run_once_by_outcome():
+    runs = pd.DataFrame({"run": ["a", "a", "b", "c"], "outcome": ["finished", "finished", "unstable", "finished"]})
+    text = report_pages.overview_rst(
+        {"name": "syn", "source": "synthetic", "train": 900, "heldout": 300, "size": [16, 16]},
+        {"simple": {"norm": "none", "skip": "concat", "depth": 2, "base_width": 8},
+         "improved_noskip": {"norm": "batch", "skip": "none", "depth": 2, "base_width": 8}},
+        {"seeds": {"archs": ["simple"], "optimizers": ["sgd", "m"], "noise": [0], "seeds": [0, 1, 2]}},
+        runs, {"epochs": 10, "batch_size": 4, "optimizers": {"sgd": {"lr": 0.01, "momentum": 0.0}}},
+    )
+    assert "900 training and 300 held-out images of 16 x 16 px" in text
+    assert "depth 2, base width 8" in text and "improved_noskip (batch norm, no skips)" in text
+    assert "3 trainings" in text and "seeds: 2 conditions x 3 seeds" in text
+    assert "2 finished, 1 unstable" in text
+
+
+def surface(n, offset=0.0):
+    x, y = np.linspace(-1, 1, n), np.linspace(-1, 1, n)
+    loss = offset + x[None, :] ** 2 + y[:, None] ** 2
+    return {"xcoordinates": x, "ycoordinates": y, "train_loss": loss, "dice": 1 - loss, "iou": 1 - loss,
+            "attrs": {"outcome": "finished"}}
+
+
+def test_3d_pages_stay_under_the_budget_and_hold_every_run_once_in_order():
+    runs = [surface_viewer.run_entry(f"run{k}", surface(21, k), None) for k in range(12)]
+    one = len(surface_viewer.page_html("t", runs[:1]).encode())
+    each = len(surface_viewer.page_html("t", runs[:2]).encode()) - one
+    budget = one + 3 * each  # room for about four runs a page
+    pages = surface_viewer.pack_pages("t", runs, budget)
+    assert len(pages) > 1
+    assert [a for a, _, _ in pages][0] == 1 and pages[-1][1] == len(runs)
+    for (a, b, page), following in zip(pages, pages[1:] + [(len(runs) + 1, None, None)]):
+        assert len(page.encode()) <= budget and following[0] == b + 1
+        data = json.loads(re.search(r'id="landscape-data" type="application/json">(.*?)</script>', page).group(1))
+        assert [r["name"] for r in data["runs"]] == [f"run{k}" for k in range(a - 1, b)]
+    # the values travel as float32, rows = y, exactly as the surface holds them
+    values = np.frombuffer(__import__("base64").b64decode(runs[3]["planes"][0]["loss"]), "<f4").reshape(21, 21)
+    np.testing.assert_allclose(values, surface(21, 3)["train_loss"], rtol=1e-6)
+    assert runs[0]["planes"][1]["unavailable"]
+    with pytest.raises(ValueError, match="coarser grid"):
+        surface_viewer.pack_pages("t", runs, one - each // 2)
+
+
+def test_default_budget_keeps_a_page_under_the_data_url_limit():
+    # base64 makes 4 characters of every 3 bytes; the data URL's header is short
+    assert surface_viewer.PAGE_BUDGET * 4 / 3 + 100 < surface_viewer.DATA_URL_LIMIT
