@@ -63,24 +63,51 @@ def test_conditions_page_shows_heldout_dice_with_its_interval_and_every_outcome(
     assert first[header.index("unstable")] == "1"
 
 
-def test_findings_page_is_an_html_table_per_claim(tmp_path):
+def test_findings_page_is_an_html_table_per_claim_part(tmp_path):
     csv = tmp_path / "findings.csv"
     pd.DataFrame({
         "claim": ["bn", "bn", "mom"], "claim_text": ["Batch norm", "Batch norm", "Momentum"],
-        "claim_verdict": ["supported", "supported", "inconclusive at this n"],
-        "metric": ["roughness", "nonconvexity", "top_eigenvalue"], "n_a": [5, 5, 5], "n_b": [5, 5, 5],
+        "claim_verdict": ["partly supported", "partly supported", "inconclusive at this n"],
+        "part": ["smoother", "convex", "sharper"], "part_text": ["smoother", "more convex", "sharper minima"],
+        "part_verdict": ["supported", "inconclusive at this n", "inconclusive at this n"],
+        "metric": ["roughness", "relative_nonconvexity", "relative_lambda_max"], "within": ["", "", ""],
+        "group_a": ["norm=none"] * 2 + ["optimizer=sgd"], "group_b": ["norm=batch"] * 2 + ["optimizer=sgd_momentum"],
+        "n_a": [5, 5, 5], "n_b": [5, 5, 5], "mean_a": [1.0, 0.3, 2.0], "mean_b": [0.9, 0.1, 2.3],
         "effect": [-0.1, -0.2, 0.3], "effect_ci_low": [-0.15, -0.3, -0.1], "effect_ci_high": [-0.05, -0.1, 0.7],
-        "p_holm": [0.01, 0.02, 0.4], "verdict": ["supports", "supports", "inconclusive"], "source": "x.csv",
+        "p_holm": [0.01, 0.2, 0.4], "verdict": ["supports", "inconclusive", "inconclusive"],
+        "decision": ["different", "inconclusive", "inconclusive"], "seeds_needed": [None, 12, 30],
+        "seeds_needed_margin": [None, 8, 9], "source": "x.csv",
     }).to_csv(csv, index=False)
     out = tmp_path / "findings.html"
     report_pages.findings_page(csv, out)
     html = out.read_text()
-    bn, mom = tables_of(html)
-    assert len(bn) == 3 and len(mom) == 2  # header + one row per comparison
-    assert bn[1][bn[0].index("effect")] == "-0.1[-0.15, -0.05]"
-    assert "Batch norm: supported" in html
-    claims = report_pages.claims_rst(pd.read_csv(csv))
-    assert "**supported** (comparisons: 2 supports)" in claims and claims.count("* - ") == 2
+    smoother, convex, sharper = tables_of(html)
+    assert len(smoother) == len(convex) == len(sharper) == 2  # header + the part's comparison
+    header = smoother[0]
+    assert smoother[1][header.index("difference b - a [interval]")] == "-0.1[-0.15, -0.05]"
+    assert "Batch norm (study" not in html and "Batch norm: partly supported" in html
+    assert "smoother: supported" in html and "supported only when every part is" in html
+
+
+def test_front_page_claims_table_has_a_row_per_part_with_effect_interval_and_n():
+    from unetscape.analysis.findings import claims_table, findings_table
+
+    rng = np.random.default_rng(0)
+    rows = [{"arch": a, "optimizer": o, "noise": 0.0, "seed": s, "norm": n, "skip": "concat", "outcome": "finished",
+             "roughness": 2.0 - (0.5 if n == "batch" else 0) + rng.normal(0, 0.1),
+             "relative_nonconvexity": 0.3 + rng.normal(0, 0.05), "largest_rise": rng.uniform(0, 0.05),
+             "step_volatility": 0.2 + rng.normal(0, 0.01)}
+            for o in ("sgd", "sgd_momentum") for a, n in (("simple", "none"), ("improved", "batch")) for s in range(5)]
+    findings = findings_table({"seeds": (pd.DataFrame(rows), "t.csv")},
+                              {"level": 0.95, "bootstrap": 500, "seed": 0, "min_runs": 3, "alpha": 0.05})
+    text = report_pages.claims_rst(claims_table(findings))
+    assert ":header-rows: 1" in text
+    # 4 claims, 10 parts: a header row and one row per part
+    assert text.count("   * - ") == 1 + 10
+    assert "**Batch norm gives normal behaviour**: *partly supported*" in text
+    smooth = next(line for line in text.splitlines() if line.startswith("     - roughness"))
+    assert re.search(r"roughness \(optimizer=sgd\): -0\.\d+ \[-0\.\d+, -0\.\d+\]", smooth), smooth
+    assert "A claim is contradicted when any of its parts is" in text
 
 
 def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):
@@ -88,7 +115,7 @@ def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):
     for rank, measure in enumerate(["roughness", "trace"], 1):
         for target in ("final_heldout_dice", "gap_loss"):
             rows.append({"measure": measure, "measure_is": "sharper", "target": target, "n": 20, "tau": 0.5 / rank,
-                         "tau_low": 0.2, "tau_high": 0.7, "Psi": 0.05, "p_value": 0.01,
+                         "tau_low": 0.2, "tau_high": 0.7, "tau_pooled": 0.6, "Psi": 0.05, "p_value": 0.01,
                          "verdict": "predicts it: sharper minima go with better generalisation", "rank": rank})
     table = pd.DataFrame(rows)
     targets = {"final_heldout_dice": "held-out hard Dice", "gap_loss": "generalisation gap"}
@@ -98,14 +125,15 @@ def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):
     report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
     html = out.read_text()
     (rows_,) = tables_of(html)
-    assert "pooled tau" in rows_[0] and "within-condition tau (Psi)" in rows_[0]
+    assert "within-condition tau" in rows_[0] and "pooled tau (mixes conditions)" in rows_[0]
+    assert "granulated Psi" in rows_[0]
     # one sentence per target, each on its own line
     first = re.search(r"<li.*?</li>", html).group(0)
     assert first.count("<br>") == 2 and "Held-out hard Dice: predicts it" in first and "Generalisation gap:" in first
-    # a table without the granulated tau shows the pooled one only
+    # a table without the granulated Psi shows the other taus only
     table.drop(columns="Psi").to_csv(tmp_path / "g.csv", index=False)
     report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
-    assert "within-condition" not in tables_of(out.read_text())[0][0]
+    assert "granulated Psi" not in tables_of(out.read_text())[0][0]
 
 
 def test_overview_counts_each_run_once_by_outcome():

@@ -130,7 +130,7 @@ CLAIMS = (
         (
             Part("smoother", "smoother landscapes (lower roughness)",
                  (Comparison("roughness", "norm", "none", "batch", ("optimizer",), "less"),)),
-            Part("more_convex", "more convex minima (lower relative |lambda_min / lambda_max|)",
+            Part("more_convex", "more convex minima (lower non-convexity of the scale-normalised Hessian)",
                  (Comparison("relative_nonconvexity", "norm", "none", "batch", ("optimizer",), "less"),)),
             Part("more_stable", "more stable training (smaller rises, less volatile, fewer unstable runs)",
                  _stability("norm", "none", "batch", ("optimizer",), "less")),
@@ -520,11 +520,14 @@ def findings_table(tables: dict, settings: dict, claims: Sequence[Claim] = CLAIM
         for row in rows:
             row["part_verdict"] = parts[row["part"]]
             row["claim_verdict"] = verdict
-        if not rows:  # no group had a run to compare: say why when it is that none finished
-            outcomes = table["outcome"] if "outcome" in table.columns else []
-            why = "" if "finished" in set(outcomes) else f" ({no_finished_run(outcomes)})"
-            rows = [{"claim": claim.key, "claim_text": claim.text, "claim_verdict": verdict, "study": claim.study,
-                     "verdict": f"no runs to compare{why}", "source": str(source)}]
+        # a part no group had a run for: one row that says why (when it is that none finished)
+        outcomes = table["outcome"] if "outcome" in table.columns else []
+        why = "" if "finished" in set(outcomes) else f" ({no_finished_run(outcomes)})"
+        for part in claim.parts:
+            if parts[part.key] == "not tested":
+                rows.append({"claim": claim.key, "claim_text": claim.text, "claim_verdict": verdict,
+                             "part": part.key, "part_text": part.text, "part_verdict": "not tested",
+                             "study": claim.study, "verdict": f"no runs to compare{why}", "source": str(source)})
         out.extend(rows)
     frame = pd.DataFrame(out)
     return frame.reindex(columns=COLUMNS)
@@ -546,10 +549,11 @@ def claims_table(findings: pd.DataFrame, claims: Sequence[Claim] = CLAIMS) -> pd
             row = {"claim": claim.key, "claim_text": claim.text, "claim_verdict": verdict, "part": part.key,
                    "part_text": part.text,
                    "part_verdict": group["part_verdict"].iloc[0] if len(group) else "not tested"}
-            row["comparisons"] = len(group)
+            row["comparisons"] = int(group["metric"].notna().sum())
             for name, kind in (("supports", "supports"), ("contradicts", "contradicts"), ("equivalent", "equivalent"),
                                ("inconclusive", "inconclusive"), ("too_few", "too few runs")):
                 row[name] = int((group["verdict"] == kind).sum())
+            group = group[group["metric"].notna()]
             if len(group):
                 head = group.iloc[int(np.argmin(group["p_holm"].fillna(2.0).to_numpy()))]
                 row.update({k: head[k] for k in ("metric", "within", "group_a", "group_b", "n_a", "n_b", "mean_a",
@@ -600,7 +604,8 @@ def findings_rst(findings: pd.DataFrame, claims: pd.DataFrame, table_path: str, 
         for _, row in claim.iterrows():
             text = f"- {row['part_text']}: **{row['part_verdict']}**"
             if row["part_verdict"] == "not tested":
-                text += " (no runs to compare)"
+                why = findings[(findings["claim"] == claim_key) & (findings["part"] == row["part"])]["verdict"]
+                text += f" ({why.iloc[0] if len(why) else 'no runs to compare'})"
             if isinstance(row.get("metric"), str):
                 text += (
                     f" ({row['metric']}, {row['within'] or 'all runs'}: {row['group_a']} {_number(row['mean_a'])} "

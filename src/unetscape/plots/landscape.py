@@ -22,7 +22,7 @@ from .style import MAX_COLUMNS, MAX_WIDTH, plt, round_ticks, save_figure
 
 def shared_levels(surfaces: list[dict], count: int = 15, key: str = "train_loss") -> np.ndarray:
     """Contour levels spanning the finite values of every surface, so panels compare directly."""
-    values = np.concatenate([np.ravel(s[key]) for s in surfaces])
+    values = np.concatenate([np.ravel(s[key]) for s in surfaces] + [np.empty(0)])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.linspace(0, 1, count)
@@ -228,7 +228,7 @@ def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: st
         bar.set_label("Dice loss (one scale for every loss panel)", fontsize=8)
         round_ticks(bar, lv[0], lv[-1])
     else:
-        bars[0].axis("off")
+        bars[0].remove()  # no scale of nothing
         # not one panel drawn: say why over the whole figure too
         from unetscape.training.outcome_words import no_finished_run
 
@@ -402,6 +402,13 @@ def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_path
                 *out_paths, levels=levels)
 
 
+def _curve_outcomes(attrs: dict) -> list[str]:
+    """The outcomes of the run(s) a curve joins: both ends of a seed pair, or the run's own."""
+    if "outcome_a" in attrs:
+        return [attrs["outcome_a"], attrs["outcome_b"]]
+    return [attrs.get("outcome", "unmeasured" if "unavailable" in attrs else "finished")]
+
+
 def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, pair_paths: list,
                               log_scale: bool, *out_paths) -> None:
     """One panel per architecture: top, initial -> final weights of every run; below, where the
@@ -438,7 +445,7 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
                 if run["arch"] != arch:
                     continue
                 curve = _read_curve(path)
-                outcomes.append(curve["attrs"].get("outcome", "finished"))
+                outcomes += _curve_outcomes(curve["attrs"])
                 label = condition_label(run, varying)
                 note = outcome_note(curve["attrs"])
                 if not np.isfinite(curve["train_loss"]).any():
@@ -449,7 +456,8 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
                 drawn += 1
             ax.set_title(f"{arch_label(arch, study['archs'][arch])}\n{what}", fontsize=8)
             if not drawn:
-                say_why(ax, f"no curve: none has a finite Dice loss ({outcome_counts(outcomes)})", fontsize=8)
+                say_why(ax, f"no curve: none has a finite Dice loss ({outcome_counts(outcomes)})", fontsize=8,
+                        color="crimson")
                 continue
             for position in (0, 1):
                 ax.axvline(position, color="grey", ls=":", lw=1)

@@ -13,7 +13,8 @@ def say_why(ax, text: str, fontsize: float = 8, color: str = "black") -> None:
     """Clear a panel (its title stays) and write `text` in its middle, each line wrapped to the
     panel's width so it never runs into the panel beside it."""
     ax.axis("off")
-    width_points = ax.get_position().width * ax.figure.get_figwidth() * 72
+    figure = ax.get_figure(root=True)  # a panel of a subfigure measures against the whole figure
+    width_points = ax.get_position().width * figure.get_figwidth() * 72
     chars = max(16, int(width_points / (CHAR_WIDTH * fontsize)))
     lines = [textwrap.fill(line, chars, break_on_hyphens=False) for line in text.split("\n")]
     write = getattr(ax, "text2D", ax.text)  # a 3-D panel places 2-D text with text2D

@@ -144,9 +144,11 @@ CONDITION_MEASURES = {
     "gap_loss_mean": "generalisation gap (Dice loss)",
     "roughness_mean": "roughness",
     "sharpness_r0.5_mean": "sharpness (r = 0.5)",
-    "top_eigenvalue_mean": "top Hessian eigenvalue",
-    "nonconvexity_mean": "|lambda_min / lambda_max|",
+    "relative_lambda_max_mean": "top eigenvalue, scale-normalised Hessian",
+    "relative_nonconvexity_mean": "non-convexity, scale-normalised Hessian",
     "average_sharpness_mean": "adaptive average sharpness",
+    "largest_rise_mean": "largest loss rise (all runs)",
+    "step_volatility_mean": "step volatility (all runs)",
 }
 
 
@@ -167,8 +169,8 @@ def conditions_page(title: str, conditions_csv, out, level: float) -> None:
     extra = ["note"] if "note" in frame.columns and frame["note"].notna().any() else []
     body = paragraph(
         f"One row per condition: its runs by training outcome, then the mean over its finished runs "
-        f"with a {100 * level:g}% bootstrap interval over seeds (none with too few finished runs: see "
-        f"the note). The full table, every measure with its standard deviation: {conditions_csv}."
+        f"(the stability numbers: over all its runs) with a {100 * level:g}% bootstrap interval over "
+        f"seeds (none with too few runs: see the note). The full table, every measure with its standard deviation: {conditions_csv}."
     ) + html_table(frame, factors + counts + measures + extra, headers)
     _write(html_page(title, body), out)
 
