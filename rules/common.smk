@@ -22,7 +22,7 @@ from unetscape.workflow.config import (
     train_settings,
 )
 from unetscape.workflow.config_checks import validate_config
-from unetscape.data.isic import source_files
+from unetscape.data.prepare import source_files
 
 try:
     validate_config(config, Path(workflow.basedir) / "config/schema/config.schema.yaml")
@@ -85,10 +85,10 @@ def get_dataset():
     return f"results/data/{DATASET}.npz"
 
 
-# The image and mask files an ISIC data set is built from: an edited, added or removed file
-# re-prepares the data set (and what was trained on it).
+# The image and mask files a folder data set (ISIC's too) is built from: an edited, added or
+# removed file re-prepares the data set (and what was trained on it).
 def get_source_files():
-    return source_files(config["data"]) if config["data"]["source"] == "isic" else []
+    return source_files(config["data"])
 
 
 def run_path(run, name):

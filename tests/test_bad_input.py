@@ -79,6 +79,7 @@ def test_shipped_configs_are_valid(tmp_path):
                 masks.mkdir(exist_ok=True)
                 for k in range(first, first + count):
                     (images / f"ISIC_{k:07d}.jpg").touch()
+                    (masks / f"ISIC_{k:07d}_Segmentation.png").touch()
                 config["data"].update({f"{part}images_dir": str(images), f"{part}masks_dir": str(masks)})
         validate_config(config, SCHEMA)
 
@@ -164,7 +165,7 @@ def test_negative_zero_noise_is_the_run_noise0():
     assert all("noise-" not in run.id for run in all_runs(config))
 
 
-# --- ISIC folders named in the config: counted (not read) at load time ----------------------
+# --- ISIC folders named in the config: counted and paired (not read) at load time -------------
 
 
 def isic_folders(root: Path, count: int) -> tuple[Path, Path]:
@@ -173,6 +174,7 @@ def isic_folders(root: Path, count: int) -> tuple[Path, Path]:
     masks.mkdir()
     for k in range(count):
         (images / f"ISIC_{k:07d}.jpg").touch()
+        (masks / f"ISIC_{k:07d}_Segmentation.png").touch()
     return images, masks
 
 
@@ -202,6 +204,7 @@ def test_isic_images_are_counted_at_load_time(tmp_path):
     test_images.mkdir(), test_masks.mkdir()
     for k in range(100, 103):
         (test_images / f"ISIC_{k:07d}.jpg").touch()
+        (test_masks / f"ISIC_{k:07d}_Segmentation.png").touch()
     config = isic_config(images, masks, heldout_images_dir=str(test_images), heldout_masks_dir=str(test_masks))
     config["landscape"]["evaluation"]["heldout_subset"] = 3
     validate_config(config, SCHEMA)
