@@ -62,6 +62,13 @@ def measured_weights(checkpoint_dir: str | os.PathLike, outcome_path: str | os.P
     return path, attrs
 
 
+def checkpoint_loss(path: Path) -> str:
+    """The loss the checkpoint's run trained with (`models.losses`): every landscape of it is
+    of that loss. Checkpoints that do not say trained with the Dice loss."""
+    settings = read_checkpoint(path).get("settings") or {}
+    return settings.get("loss", "dice")
+
+
 def checkpoint_attrs(path: Path) -> dict:
     meta = read_checkpoint(path)
     return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "checkpoint_epoch": meta.get("epoch")}

@@ -15,6 +15,7 @@ from unetscape.jobs.interpolation import interpolation_init
 from unetscape.jobs.measured import (
     Log,
     checkpoint_attrs,
+    checkpoint_loss,
     epoch_of,
     json_safe,
     list_checkpoints,
@@ -27,6 +28,7 @@ from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import merge_chunks
 from unetscape.landscape.trajectory import fit_pca_plane, plane_extent, save_projection
+from unetscape.models.losses import loss_per_image
 from unetscape.models.unet import load_checkpoint, read_checkpoint
 
 
@@ -118,7 +120,8 @@ def no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log:
 
 def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
             log: Log = print) -> None:
-    """Curvature of the whole-set Dice loss at the measured weights, as JSON (NaN written as null).
+    """Curvature of the whole-set loss (the run's training loss) at the measured weights, as
+    JSON (NaN written as null).
 
     The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
     the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
@@ -141,8 +144,9 @@ def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, eva
         "seed": settings["seed"],
         "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
-    summary = curvature_summary(model, x, y, curvature, log=log)
-    summary.update(label, **checkpoint_attrs(path), eval_set=description, eval_indices=description["indices"],
+    loss = checkpoint_loss(path)
+    summary = curvature_summary(model, x, y, curvature, log=log, loss_per_image=loss_per_image(loss))
+    summary.update(label, **checkpoint_attrs(path), loss_function=loss, eval_set=description, eval_indices=description["indices"],
                    device=str(device), unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
@@ -164,8 +168,9 @@ def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, ev
     initial = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1], device)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
-    summary = flatness_summary(model, x, y, initial, options, log=log)
-    summary.update(label, **checkpoint_attrs(path), eval_set=description, device=str(device),
+    loss = checkpoint_loss(path)
+    summary = flatness_summary(model, x, y, initial, options, log=log, loss_per_image=loss_per_image(loss))
+    summary.update(label, **checkpoint_attrs(path), loss_function=loss, eval_set=description, device=str(device),
                    unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")

@@ -101,11 +101,13 @@ def interpolation_curve(
     y: torch.Tensor,
     batch_size: int = 128,
     bn: str = "geometric",
+    loss: str = "dice",
 ) -> dict:
     """Loss, hard Dice and IoU (per-image means over (x, y)) along the path, in eval mode.
 
     Each state is loaded into `model` in place; the model's own state and mode are restored
-    afterwards. `bn` is the batch-norm treatment (module docstring). Returns arrays "t",
+    afterwards. `bn` is the batch-norm treatment (module docstring), `loss` the loss
+    (`models.losses`, the run's training loss). Returns arrays "t",
     "loss", "dice", "iou" (Dice and IoU NaN exactly where the loss is not finite).
     """
     ts = np.asarray(list(ts), dtype=np.float64)
@@ -122,7 +124,7 @@ def interpolation_curve(
             model.load_state_dict(state)
             if bn == "recompute" and has_bn:
                 recompute_bn_statistics(model, x, batch_size)
-            for key, value in evaluate(model, x, y, batch_size).items():
+            for key, value in evaluate(model, x, y, batch_size, loss).items():
                 curve[key][k] = value
     finally:
         model.load_state_dict(original)

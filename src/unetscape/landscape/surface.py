@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetscape.models.losses import PreparedMasks, metrics_per_image
+from unetscape.models.losses import PreparedMasks, check_loss, metrics_per_image
 from unetscape.training.evaluation import images_to_tensor, masks_to_tensor, noisy_copy
 
 from .directions import check_directions_fit
@@ -67,7 +67,8 @@ def precision_context(precision: str, device: torch.device):
 
 
 class SurfaceEvaluator:
-    """Loss, hard Dice and IoU of `model` at points of the plane spanned by `directions`.
+    """Loss (`loss`: the run's training loss, `models.losses`), hard Dice and IoU of `model` at
+    points of the plane spanned by `directions`.
 
     bn="checkpoint" (the reference's behaviour): eval mode with the checkpoint's running
     statistics at every point. bn="recompute": at every point, first re-estimate the running
@@ -100,6 +101,7 @@ class SurfaceEvaluator:
         channels_last: bool | None = None,
         fold_bn: bool = True,
         patch_matmul: bool | None = None,
+        loss: str = "dice",
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
@@ -112,7 +114,7 @@ class SurfaceEvaluator:
         if points_per_pass > 1 and bn == "recompute":
             raise ValueError("points_per_pass > 1 needs bn 'checkpoint' (recompute re-estimates BN per point)")
         check_directions_fit(directions, model)
-        self.model = model
+        self.model, self.loss = model, check_loss(loss)
         if channels_last is None:
             # Measured: channels_last speeds up CPU convolutions and bf16 tensor-core ones, but
             # slows cuDNN's float32 kernels down (benchmarks/RESULTS.md).
@@ -152,6 +154,7 @@ class SurfaceEvaluator:
     def settings(self) -> dict:
         """How the values were computed, for the surface file's attributes."""
         return {
+            "loss_function": self.loss,
             "eval_batch_size": self.batch_size,
             "precision": self.precision,
             "points_per_pass": self.points_per_pass,
@@ -224,7 +227,7 @@ class SurfaceEvaluator:
         with precision_context(self.precision, self.device):
             for start in range(0, len(self.x), self.batch_size):
                 logits = forward(self.x[start : start + self.batch_size]).float()
-                per_image = metrics_per_image(logits, self.masks[start : start + self.batch_size])
+                per_image = metrics_per_image(logits, self.masks[start : start + self.batch_size], self.loss)
                 totals += per_image.reshape(points, -1, 3).sum(1)
         return totals
 

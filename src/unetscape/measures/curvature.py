@@ -96,6 +96,7 @@ class LossHessian:
         y: torch.Tensor,
         batch_size: int = 64,
         params: Sequence[torch.Tensor] | None = None,
+        loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -106,6 +107,7 @@ class LossHessian:
         if params is None:
             params = [p for _, p in model.named_parameters() if p.requires_grad]
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+        self.loss_per_image = loss_per_image  # the run's training loss (models.losses)
         self._setup(list(params), count=x.shape[0])
 
     @classmethod
@@ -139,7 +141,7 @@ class LossHessian:
                 # Moved per batch so a large evaluation set can stay on the CPU.
                 xb = self.x[start : start + self.batch_size].to(self.device, dtype)
                 yb = self.y[start : start + self.batch_size].to(self.device, dtype)
-                yield soft_dice_loss_per_image(self.model(xb), yb).sum()
+                yield self.loss_per_image(self.model(xb), yb).sum()
         finally:
             self.model.train(was_training)
 
@@ -777,8 +779,10 @@ def curvature_summary(
     y: torch.Tensor,
     settings: dict | None = None,
     log: Callable[[str], None] = print,
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
 ) -> dict:
-    """Top eigenvalues, lambda_min, trace and (optionally) spectral density of the Dice loss.
+    """Top eigenvalues, lambda_min, trace and (optionally) spectral density of the Dice loss
+    (or of `loss_per_image`, the run's training loss).
 
     One checked Lanczos solve (`lanczos_extremes`) gives both ends of the spectrum (top k by
     `which`, and the smallest eigenvalue); its tolerance is relative to the largest Ritz
@@ -788,7 +792,7 @@ def curvature_summary(
     `eigenvalue_order` says in words what "top" means.
     """
     settings = resolve_curvature_settings(settings)
-    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"])
+    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"], loss_per_image=loss_per_image)
     log(f"curvature: {hessian.dim} parameters, {hessian.count} images, batch size {settings['batch_size']}")
     loss = hessian.loss()
     log(f"curvature: loss {loss:.6g}")

@@ -99,7 +99,8 @@ class ModelLoss:
     and `gradient_passes` (whole-set evaluations with a backward pass).
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                 loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:
@@ -114,6 +115,7 @@ class ModelLoss:
         self.device = self.params[0].device
         self.w0 = flat_parameters(self.model)
         self.x, self.y, self.batch_size, self.count = x, y, batch_size, x.shape[0]
+        self.loss_per_image = loss_per_image  # the run's training loss (models.losses)
         self.forward_passes = 0
         self.gradient_passes = 0
 
@@ -148,7 +150,7 @@ class ModelLoss:
         with self._at(w):
             for xb, yb in self._batches():
                 logits = self.model(xb)
-                loss += float(soft_dice_loss_per_image(logits, yb).sum(dtype=torch.float64))
+                loss += float(self.loss_per_image(logits, yb).sum(dtype=torch.float64))
                 dice += float(hard_dice_per_image(logits, yb).sum())
         self.forward_passes += 1
         return loss / self.count, dice / self.count
@@ -164,7 +166,7 @@ class ModelLoss:
         grad = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         with self._at(w):
             for xb, yb in self._batches():
-                batch = soft_dice_loss_per_image(self.model(xb), yb).sum()
+                batch = self.loss_per_image(self.model(xb), yb).sum()
                 # materialize_grads: a parameter the loss does not reach has zero gradient, not None.
                 grads = torch.autograd.grad(batch, self.params, allow_unused=True, materialize_grads=True)
                 grad += torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
@@ -576,8 +578,10 @@ def flatness_summary(
     initial: nn.Module | None = None,
     settings: dict | None = None,
     log: Callable[[str], None] = print,
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
 ) -> dict:
-    """Every flatness measure of `model` on images `x`, masks `y`, as a JSON-ready dict.
+    """Every flatness measure of `model` on images `x`, masks `y`, as a JSON-ready dict (the
+    loss: the soft Dice loss, or `loss_per_image`, the run's training loss).
 
     The model is measured with batch norm folded (`fold_batch_norm`); `initial` (the run's
     initial weights, same architecture) is folded the same way for the distance from
@@ -590,7 +594,7 @@ def flatness_summary(
     settings = resolve_flatness_settings(settings)
     batch_norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
     folded = fold_batch_norm(model)
-    objective = ModelLoss(folded, x, y, batch_size=settings["batch_size"])
+    objective = ModelLoss(folded, x, y, batch_size=settings["batch_size"], loss_per_image=loss_per_image)
     seeds = {name: derive_seed(settings["seed"], f"flatness_{name}") for name in
              ("average", "worst", "pac_bayes", "pac_bayes_mag")}
     w = objective.w0

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from unetscape.atomic import atomic_path
-from unetscape.models.losses import dice_loss
-from unetscape.models.unet import build_model, save_checkpoint
+from unetscape.models.losses import check_loss, training_loss
+from unetscape.models.registry import build_model
+from unetscape.models.unet import save_checkpoint
 from unetscape.seeding import derive_seed
 
 from .evaluation import evaluate, images_to_tensor, masks_to_tensor
@@ -57,6 +58,7 @@ class TrainSettings:
     # measured 1.3-1.4x faster for the U-Net's small convolutions on 16-px images. Numbers
     # differ at rounding level, so this is a setting, recorded with the run.
     cpu_convolutions: str = "onednn"
+    loss: str = "dice"  # models.losses.LOSSES: what SGD minimises and every landscape measures
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
@@ -69,6 +71,7 @@ class TrainSettings:
         if not 0 <= self.collapse_margin < 1:
             raise ValueError(f"training.collapse_margin must be in [0, 1), got {self.collapse_margin!r}")
         self.plateau_rule  # checks the plateau settings
+        check_loss(self.loss)
 
     @property
     def plateau_rule(self) -> Plateau:
@@ -235,6 +238,7 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
     native = device.type == "cpu" and settings.cpu_convolutions == "native"
     backend = (lambda: torch.backends.mkldnn.flags(enabled=False)) if native else contextlib.nullcontext
     rows = []
+    loss_fn = training_loss(settings.loss)
     model.train()
     order = torch.randperm(n, generator=order_gen).to(device)
     for b in range(math.ceil(n / settings.batch_size)):
@@ -243,7 +247,7 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
         if settings.noise > 0:
             xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
         with backend():
-            loss = dice_loss(model(xb), data.y[idx])
+            loss = loss_fn(model(xb), data.y[idx])
         step += 1
         value = loss.item()
         finite = math.isfinite(value)
@@ -261,10 +265,11 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
 def evaluate_epoch(model, data: TrainingData, settings: TrainSettings, epoch: int, step: int) -> dict:
     """The history row of an epoch's end: whole-set metrics in eval mode, clean images."""
     model.eval()
-    metrics = evaluate(model, data.x, data.y, settings.eval_batch_size)
+    metrics = evaluate(model, data.x, data.y, settings.eval_batch_size, settings.loss)
     held = {}
     if data.heldout is not None:
-        held = {f"heldout_{k}": v for k, v in evaluate(model, *data.heldout, settings.eval_batch_size).items()}
+        held = {f"heldout_{k}": v for k, v in evaluate(model, *data.heldout, settings.eval_batch_size,
+                                                        settings.loss).items()}
     model.train()
     return {"kind": "epoch", "step": step, "epoch": epoch, **metrics, **held, "lr": settings.lr,
             "diverged": not math.isfinite(metrics["loss"])}

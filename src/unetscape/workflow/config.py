@@ -123,6 +123,7 @@ def train_settings(config: dict, run: Run) -> dict:
             for k in ("epochs", "batch_size", "save_every", "eval_batch_size", "plateau", "stop_on_plateau",
                       "collapse_margin", "cpu_convolutions")
         },
+        "loss": config["training"].get("loss", "dice"),
     }
 
 
