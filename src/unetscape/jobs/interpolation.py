@@ -8,7 +8,7 @@ import numpy as np
 
 from unetscape import __version__
 from unetscape.atomic import atomic_path
-from unetscape.jobs.measured import Log, axis, checkpoint_loss, list_checkpoints, load_evaluation_set, measured_weights
+from unetscape.jobs.measured import Log, axis, checkpoint_loss, initial_weights, load_evaluation_set, measured_weights
 from unetscape.landscape.interpolation import interpolation_curve
 from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import read_attrs, write_attrs
@@ -83,9 +83,12 @@ def interpolation_init(checkpoint_dir, outcome_path, dataset_path, out, settings
                        noise: float, device, log: Log = print) -> None:
     """From a run's initial weights (epoch 0) to its measured weights."""
     path, label = measured_weights(checkpoint_dir, outcome_path)
-    start = list_checkpoints(checkpoint_dir)[0][1]
+    start, missing = initial_weights(checkpoint_dir, label)
+    labels = {"a": "initial weights", "b": label["checkpoint_role"], **label}
+    if missing:
+        labels["unavailable"] = missing
     interpolation(start, path, dataset_path, out, settings["t"], evaluation, noise, device, log, settings["bn"],
-                  {"a": "initial weights", "b": label["checkpoint_role"], **label})
+                  labels)
 
 
 def interpolation_seeds(checkpoint_dirs: list, outcome_paths: list, dataset_path, out, settings: dict,

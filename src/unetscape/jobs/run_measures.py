@@ -16,6 +16,7 @@ from unetscape.jobs.measured import (
     Log,
     checkpoint_attrs,
     checkpoint_loss,
+    initial_weights,
     epoch_of,
     json_safe,
     list_checkpoints,
@@ -71,6 +72,11 @@ def trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surfa
     `projection_out` gets it in the reference's projection-file format. The path runs from
     epoch 0 to the run's measured weights."""
     path, label = measured_weights(checkpoint_dir, outcome_path)
+    _, missing = initial_weights(checkpoint_dir, label)
+    if missing:  # a model trained elsewhere: the files say there is no path to draw
+        no_trajectory([(0, path)], directions_out, surface_out, settings, log, {**label, "unavailable": missing},
+                      projection_out)
+        return
     checkpoints = [(e, p) for e, p in list_checkpoints(checkpoint_dir) if path is not None and e <= epoch_of(path)]
     if len(checkpoints) < 3:
         # A run that diverged within its first epochs: no plane to fit. Write the files with
@@ -165,7 +171,8 @@ def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, ev
         log(f"no flatness measures: {label['unavailable']}")
         return
     model = load_checkpoint(path, device)
-    initial = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1], device)
+    start, _ = initial_weights(checkpoint_dir, label)
+    initial = None if start is None else load_checkpoint(start, device)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
     loss = checkpoint_loss(path)

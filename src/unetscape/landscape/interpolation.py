@@ -28,11 +28,13 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from unetscape.training.evaluation import evaluate
 
 BN_PATHS = ("geometric", "recompute")
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Normalisation layers with running statistics (batch norms, instance norms tracking them).
+_BATCH_NORMS = (_NormBase,)
 
 
 def _check_pair(state_a: dict, state_b: dict) -> None:
@@ -77,7 +79,7 @@ def interpolate_states(state_a: dict, state_b: dict, ts: Iterable[float], bn: st
 def recompute_bn_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
     """Re-estimate every BN layer's running statistics from one train-mode pass over `x`
     (cumulative average over the batches); the model is left in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
     momenta = [m.momentum for m in norms]
     try:
         for m in norms:
@@ -119,7 +121,7 @@ def interpolation_curve(
     curve = {key: np.full(len(ts), np.nan) for key in ("loss", "dice", "iou")}
     try:
         model.eval()
-        has_bn = any(isinstance(m, _BATCH_NORMS) for m in model.modules())
+        has_bn = any(isinstance(m, _BATCH_NORMS) and m.track_running_stats for m in model.modules())
         for k, state in enumerate(interpolate_states(state_a, state_b, ts, bn)):
             model.load_state_dict(state)
             if bn == "recompute" and has_bn:

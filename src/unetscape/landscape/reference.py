@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from unetscape.models.losses import hard_dice_per_image, iou_per_image, loss_per_image
 
-from .surface import _BATCH_NORMS, BN_MODES
+from .surface import BN_MODES, running_stat_norms
 
 
 class ReferenceEvaluator:
@@ -49,7 +49,7 @@ class ReferenceEvaluator:
 
     @torch.no_grad()
     def _recompute_bn(self) -> None:
-        batch_norms = [m for m in self.model.modules() if isinstance(m, _BATCH_NORMS)]
+        batch_norms = running_stat_norms(self.model)
         momenta = [m.momentum for m in batch_norms]
         for m in batch_norms:
             m.reset_running_stats()

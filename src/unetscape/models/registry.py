@@ -24,6 +24,7 @@ import inspect
 import sys
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .unet import UNet, resolve_arch
@@ -119,6 +120,27 @@ def build_model(spec: dict) -> nn.Module:
         raise ModelSpecError(f"{what} built a {type(model).__name__}, not a torch.nn.Module")
     model.unetscape_spec = {key: spec[key] for key in spec}
     return model
+
+
+def check_output(model: nn.Module, x: torch.Tensor, what: str = "the model") -> None:
+    """A forward pass on images `x` (N, C, H, W) must give one logit per pixel, (N, 1, H, W)."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as err:  # a network that cannot take these images says so here, once
+        raise ModelSpecError(
+            f"{what} cannot take images of shape {tuple(x.shape)}: {type(err).__name__}: {err}"
+        ) from None
+    finally:
+        model.train(was_training)
+    expected = (x.shape[0], OUT_CHANNELS, *x.shape[2:])
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelSpecError(
+            f"{what} maps images of shape {tuple(x.shape)} to {shape}; a binary segmentation network "
+            f"must return one logit per pixel, {expected}"
+        )
 
 
 def model_spec(model: nn.Module) -> dict:

@@ -9,6 +9,8 @@ def measured(attrs: dict) -> tuple[str, str]:
     role = attrs.get("checkpoint_role", "trained")
     if attrs.get("outcome", "finished") == "finished":
         return "*", "trained model"
+    if attrs.get("outcome") == "external":
+        return "*", role  # a trained model, trained elsewhere
     return "X", role
 
 

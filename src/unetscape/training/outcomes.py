@@ -34,6 +34,8 @@ CHECKPOINT_ROLES = {
     "not_converged": "final weights, not converged",
     "collapsed": "final weights, collapsed",
     "diverged": "last finite weights before divergence",
+    # Not an outcome of training: a model trained elsewhere (config `external`), measured alone.
+    "external": "model trained elsewhere",
 }
 
 

@@ -17,7 +17,7 @@ import torch
 
 from unetscape.atomic import atomic_path
 from unetscape.models.losses import check_loss, training_loss
-from unetscape.models.registry import build_model
+from unetscape.models.registry import build_model, check_output, model_kind
 from unetscape.models.unet import save_checkpoint
 from unetscape.seeding import derive_seed
 
@@ -159,6 +159,8 @@ def train(
     order_gen = torch.Generator(device="cpu").manual_seed(seeds["order_seed"])
     noise_gen = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
     data = TrainingData.from_arrays(images, masks, heldout_images, heldout_masks, device)
+    if model_kind(settings.arch) != "unet":  # the built-in U-Net's shapes are checked with the config
+        check_output(model, data.x[:1], f"network {settings.arch}")
     plateau = settings.plateau_rule
     meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings),
             "memory_format": str(TRAIN_MEMORY_FORMAT).removeprefix("torch.")}

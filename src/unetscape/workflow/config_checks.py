@@ -80,6 +80,19 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     for run_id in config["scale_invariance"]["runs"]:
         if run_id not in runs:
             raise ConfigError(f"config key scale_invariance.runs: {run_id!r} is not a run of any study")
+        if "library" in config["archs"][run_id.split("/")[0]] or "module" in config["archs"][run_id.split("/")[0]]:
+            raise ConfigError(
+                f"config key scale_invariance.runs: {run_id!r} is not a built-in U-Net; the check rescales "
+                "the U-Net's conv -> batch norm blocks"
+            )
+    for name, spec in config.get("external", {}).items():
+        if spec["arch"] not in config["archs"]:
+            raise ConfigError(
+                f"config key external.{name}.arch: {spec['arch']!r} is not defined under 'archs' "
+                f"(defined: {', '.join(config['archs'])})"
+            )
+        if not Path(spec["checkpoint"]).is_file():
+            raise ConfigError(f"config key external.{name}.checkpoint: file {spec['checkpoint']} not found")
     if config["data"]["source"] in ("isic", "folder"):
         for key in ("images_dir", "masks_dir"):
             if not config["data"].get(key):
