@@ -60,13 +60,17 @@ def import_external(name: str, checkpoint, spec: dict, loss: str, dataset_path, 
     check_loss(loss)
     state = read_state_dict(checkpoint)
     model = build_model(spec)
-    result = model.load_state_dict(state, strict=False)
-    problems = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
+    own = model.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in own]
+    problems += [f"{k} has shape {tuple(state[k].shape)}, the network's {tuple(v.shape)}"
+                 for k, v in own.items() if k in state and state[k].shape != v.shape]
     if problems:
         raise CheckpointError(
             f"checkpoint {checkpoint} does not fit the network {spec}: {len(problems)} keys differ "
             f"({', '.join(problems[:4])}{', ...' if len(problems) > 4 else ''})"
         )
+    model.load_state_dict(state)
     dataset = load_dataset(dataset_path)
     check_output(model, images_to_tensor(dataset.images[:1]), f"the network of external.{name} ({checkpoint})")
     if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
