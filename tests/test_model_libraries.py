@@ -242,3 +242,18 @@ def test_unknown_module_kinds_fall_back_to_the_general_path():
     reference = ReferenceEvaluator(model, x, y, directions)
     for value, point in zip(got, [[0.3, -0.2], [0.0, 0.5]]):
         assert value["loss"] == pytest.approx(reference.evaluate(point)["loss"], rel=1e-5)
+
+
+def test_a_missing_extra_stops_the_config_naming_it(monkeypatch):
+    from test_bad_input import SCHEMA, valid_config
+
+    from unetscape.workflow.config import ConfigError
+    from unetscape.workflow.config_checks import validate_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "segmentation_models_pytorch" else real(name, *a))
+    config = valid_config()
+    config["archs"]["smp_resnet"] = {"library": "smp", "name": "Unet", "kwargs": {"encoder_name": "resnet18"}}
+    with pytest.raises(ConfigError, match=r"config key archs.smp_resnet.library: .*pip install -e '\.\[smp\]'"):
+        validate_config(config, SCHEMA)

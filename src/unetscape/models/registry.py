@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .spec import arch_factors, describe, model_kind  # noqa: F401 (re-exported)
 from .unet import UNet, resolve_arch
 
 LIBRARIES = {
@@ -41,15 +42,6 @@ SPEC_KEYS = {"library": ("library", "name", "kwargs"), "module": ("module", "kwa
 
 class ModelSpecError(ValueError):
     """A model spec names something that cannot be built; the message says what and why."""
-
-
-def model_kind(spec: dict) -> str:
-    """"unet" (the built-in U-Net), "library" (MONAI, smp) or "module" (a user's file)."""
-    if "library" in spec:
-        return "library"
-    if "module" in spec:
-        return "module"
-    return "unet"
 
 
 def resolve_model(spec: dict, channels: int = 3) -> dict:

@@ -14,6 +14,17 @@ def measured(attrs: dict) -> tuple[str, str]:
     return "X", role
 
 
+LOSS_NAMES = {"dice": "Dice loss", "bce": "BCE loss", "dice_bce": "Dice + BCE loss", "focal": "focal loss",
+              "tversky": "Tversky loss"}
+
+
+def loss_label(attrs: dict) -> str:
+    """The name of the loss a landscape file measured (its `loss_function`; files that do not
+    say measured the Dice loss)."""
+    name = attrs.get("loss_function", "dice")
+    return LOSS_NAMES.get(name, f"{name} loss")
+
+
 def outcome_note(attrs: dict) -> str:
     """'' for a finished run, else e.g. ' [not_converged: final weights, not converged]'."""
     outcome = attrs.get("outcome", "finished")

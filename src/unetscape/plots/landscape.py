@@ -12,7 +12,7 @@ import numpy as np
 
 from unetscape.landscape.surface_io import surface_array
 
-from .labels import measured, outcome_note
+from .labels import loss_label, measured, outcome_note
 from .style import plt, save_figure
 
 
@@ -83,12 +83,12 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         ax1.set_title(f"contours, {name}")
         ax2 = fig.add_subplot(len(rows), 3, 3 * r + 2)
         filled = draw_contour(ax2, surface, lv, filled=True, key=key)
-        fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})")
+        fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"{loss_label(attrs)} ({name})")
         ax2.set_title(f"filled contours, {name}")
         ax3 = fig.add_subplot(len(rows), 3, 3 * r + 3, projection="3d")
         ax3.plot_surface(x, y, _values(surface, key), cmap="viridis", linewidth=0, vmin=lv[0], vmax=lv[-1])
         ax3.set_zlim(lv[0], lv[-1])
-        ax3.set_zlabel("Dice loss")
+        ax3.set_zlabel(loss_label(attrs))
         ax3.set_title(f"surface, {name}")
         for ax in (ax1, ax2, ax3):
             ax.set_xlabel("x (direction 1)")
@@ -127,7 +127,7 @@ def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explaine
     """
     fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
     filled = draw_contour(ax, surface, shared_levels([surface], levels), filled=True, equal=False)
-    fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss")
+    fig.colorbar(filled, ax=ax, shrink=0.9, label=loss_label(surface.get("attrs", {})))
     ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3, label="training path (checkpoints)")
     for k in (0, len(epochs) - 1):
         ax.annotate(f"epoch {epochs[k]}", path[k], textcoords="offset points", xytext=(4, 4), fontsize=7, color="crimson")
@@ -168,7 +168,8 @@ def plot_panels(panels: list[list[tuple[str, dict | None]]], title: str, *out_pa
             ax.contour(*_grid(surface), _values(surface), levels=lv,
                        colors="k", linewidths=0.3, alpha=0.5)
     if artist is not None:
-        fig.colorbar(artist, ax=axes, shrink=0.8, label="Dice loss (shared scale)")
+        labels = {loss_label(s.get("attrs", {})) for row in panels for _, s in row if s is not None}
+        fig.colorbar(artist, ax=axes, shrink=0.8, label=f"{' / '.join(sorted(labels))} (shared scale)")
     fig.suptitle(title)
     save_figure(fig, *out_paths)
 
@@ -220,6 +221,9 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
         ax1.set_xlabel("step along the filter-normalised direction")
         ax1.set_title(f"1-D slice through the {words}", fontsize=10)
         _nan_note(ax1, line["xcoordinates"], line["train_loss"])
+    if "unavailable" not in line["attrs"] and "unavailable" in interp["attrs"]:
+        unavailable_panel(ax2, interp["attrs"])  # e.g. a model trained elsewhere: no initial weights
+    elif "unavailable" not in line["attrs"]:
         ax2.plot(interp["t"], interp["train_loss"], "-o", ms=3, color="tab:orange")
         for position, name in ((0, "initial"), (1, words)):
             ax2.axvline(position, color="grey", ls=":", lw=1)
@@ -228,8 +232,9 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
         ax2.set_xlabel(f"t  (theta = (1 - t) initial + t {words}; BN statistics: {interp['attrs'].get('bn', '?')})")
         ax2.set_title(f"interpolation from the initial weights to the {words}", pad=12, fontsize=10)
         _nan_note(ax2, interp["t"], interp["train_loss"])
-        for ax in (ax1, ax2):
-            ax.set_ylabel("Dice loss")
+    if "unavailable" not in line["attrs"]:
+        for ax in (ax1, ax2) if "unavailable" not in interp["attrs"] else (ax1,):
+            ax.set_ylabel(loss_label(line["attrs"]))
             if log_scale:
                 ax.set_yscale("log")
     fig.suptitle(run + outcome_note(line["attrs"]))

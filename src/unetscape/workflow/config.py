@@ -11,7 +11,8 @@ import functools
 import itertools
 from dataclasses import dataclass
 
-from unetscape.models.registry import ModelSpecError, model_kind, resolve_model
+from unetscape.models.registry import ModelSpecError, resolve_model
+from unetscape.models.spec import model_kind
 
 
 class ConfigError(ValueError):
