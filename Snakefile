@@ -29,6 +29,7 @@ include: "rules/train.smk"
 include: "rules/landscape.smk"
 include: "rules/analysis.smk"
 include: "rules/figures.smk"
+include: "rules/external.smk"
 
 
 rule all:

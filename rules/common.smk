@@ -22,7 +22,8 @@ from unetscape.workflow.config import (
     train_settings,
 )
 from unetscape.workflow.config_checks import validate_config
-from unetscape.data.isic import source_files
+from unetscape.data.prepare import source_files
+from unetscape.models.registry import module_file
 
 try:
     validate_config(config, Path(workflow.basedir) / "config/schema/config.schema.yaml")
@@ -37,6 +38,10 @@ config.update(_canonical)
 
 
 STUDIES = list(config["studies"])
+# Models trained elsewhere, measured alone (results/landscape/external/{name}/).
+EXTERNAL = config.get("external", {})
+EXTERNAL_RUN = "results/runs/external/{name}"
+EXTERNAL_LANDSCAPE = "results/landscape/external/{name}"
 # Studies the findings' claims are about (unetscape/analysis/findings.py): a claim whose study is not
 # configured is reported as not tested.
 FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips")
@@ -69,6 +74,7 @@ wildcard_constraints:
     scatteritem=r"\d+-of-\d+",
     study="|".join(STUDIES),
     dataset=DATASET,
+    name="|".join(EXTERNAL) or "(?!)",
 
 
 # The package modules each rule's script runs, derived from its imports (see
@@ -85,10 +91,49 @@ def get_dataset():
     return f"results/data/{DATASET}.npz"
 
 
-# The image and mask files an ISIC data set is built from: an edited, added or removed file
-# re-prepares the data set (and what was trained on it).
+# The image and mask files a folder data set (ISIC's too) is built from: an edited, added or
+# removed file re-prepares the data set (and what was trained on it).
 def get_source_files():
-    return source_files(config["data"]) if config["data"]["source"] == "isic" else []
+    return source_files(config["data"])
+
+
+# The Python file of an arch built from a user's own module: an input of every job that
+# builds the model, so an edit to it re-runs exactly those.
+def arch_code(arch):
+    path = module_file(arch_spec(config, arch))
+    return [path] if path else []
+
+
+def get_model_code(wildcards):
+    return arch_code(wildcards.arch)
+
+
+def get_scale_invariance_model_code(wildcards):
+    return sorted(
+        {
+            p
+            for run in config["scale_invariance"]["runs"]
+            for p in arch_code(run.split("/")[0])
+        }
+    )
+
+
+def get_external_checkpoint(wildcards):
+    return EXTERNAL[wildcards.name]["checkpoint"]
+
+
+def get_external_model_code(wildcards):
+    return arch_code(EXTERNAL[wildcards.name]["arch"])
+
+
+def get_external_spec(wildcards):
+    return arch_spec(config, EXTERNAL[wildcards.name]["arch"])
+
+
+def get_external_loss(wildcards):
+    return EXTERNAL[wildcards.name].get("loss") or config["training"].get(
+        "loss", "dice"
+    )
 
 
 def run_path(run, name):
@@ -300,7 +345,9 @@ def get_final_outputs():
             f"results/tables/conditions_{study}.csv",
             f"results/report/conditions_{study}.html",
         ]
-    outputs.append("results/figures/scale_invariance.png")
+    # The scale check of built-in U-Net runs (none: a config of other networks only).
+    if config["scale_invariance"]["runs"]:
+        outputs.append("results/figures/scale_invariance.png")
     # Every run's own files are targets too: a run deleted (or a file of it) is made again,
     # and with it everything that reads it, though the tables and figures still exist.
     for run in all_runs(config):
@@ -317,5 +364,21 @@ def get_final_outputs():
         outputs += [
             run_landscape(run, "random/surface.vts"),
             run_landscape(run, "pca/surface.vts"),
+        ]
+    # Models trained elsewhere: every landscape file (hessian.json and flatness.json
+    # included) and the per-run figures; never part of a study's statistics.
+    for name in EXTERNAL:
+        outputs += [
+            f"results/figures/landscape/external/{name}/{figure}.png"
+            for figure in ("surface", "lines", "trajectory")
+        ]
+        outputs += [
+            f"results/landscape/external/{name}/{path}"
+            for path in (
+                "random/surface.vts",
+                "pca/surface.vts",
+                "hessian.json",
+                "flatness.json",
+            )
         ]
     return outputs

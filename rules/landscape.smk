@@ -10,6 +10,7 @@ rule random_plane:
         checkpoints=f"{RUN_DIR}/checkpoints",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
+        model=get_model_code,
         code=code("random_plane.py"),
     output:
         **SURFACE_IN_PLANE_JOB,
@@ -46,6 +47,7 @@ if SURFACE_CHUNKS > 1:
             outcome=f"{RUN_DIR}/outcome.json",
             directions=f"{LANDSCAPE_DIR}/random/directions.h5",
             data=get_dataset(),
+            model=get_model_code,
             code=code("surface_chunk.py"),
         output:
             temp(f"{LANDSCAPE_DIR}/random/chunks/{{scatteritem}}.h5"),
@@ -89,6 +91,7 @@ rule run_measures:
         checkpoints=f"{RUN_DIR}/checkpoints",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
+        model=get_model_code,
         code=code("run_measures.py"),
     output:
         directions=f"{LANDSCAPE_DIR}/pca/directions.h5",
@@ -125,6 +128,7 @@ rule interpolate_seeds:
         b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
         outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
         data=get_dataset(),
+        model=get_model_code,
         code=code("interpolate_seeds.py"),
     output:
         "results/landscape/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}/interpolation.h5",
@@ -149,6 +153,7 @@ rule scale_invariance:
         checkpoints=get_scale_invariance_checkpoints,
         outcomes=get_scale_invariance_outcomes,
         data=get_dataset(),
+        model=get_scale_invariance_model_code,
         code=code("scale_invariance.py"),
     output:
         "results/landscape/scale_invariance.h5",

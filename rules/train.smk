@@ -1,6 +1,7 @@
 rule train:
     input:
         data=get_dataset(),
+        model=get_model_code,
         code=code("train.py"),
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),

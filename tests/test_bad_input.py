@@ -168,7 +168,7 @@ def test_negative_zero_noise_is_the_run_noise0():
     assert all("noise-" not in run.id for run in all_runs(config))
 
 
-# --- ISIC folders named in the config: counted and paired (not read) at load time -----------
+# --- ISIC folders named in the config: counted and paired (not read) at load time -------------
 
 
 def isic_folders(root: Path, count: int, first: int = 0, part: str = "") -> tuple[Path, Path]:

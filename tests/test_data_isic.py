@@ -80,7 +80,8 @@ def test_provenance(layout):
     images, masks = layout
     ds = load_isic(images, masks, size=16, limit=3)
     prov = ds.provenance
-    assert set(prov) == {"source", "images_dir", "masks_dir", "size", "count", "sha256", "heldout"}
+    assert set(prov) == {"source", "images_dir", "masks_dir", "size", "channels", "count", "sha256", "heldout"}
+    assert prov["channels"] == 3  # one grayscale image among colour ones: RGB
     assert prov["heldout"] is None
     assert prov["source"] == "isic"
     assert prov["images_dir"] == str(images) and prov["masks_dir"] == str(masks)

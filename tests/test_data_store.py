@@ -80,8 +80,8 @@ def with_fields(**changes):
     [
         ({"images": np.zeros((3, 8, 8, 3), dtype=np.float32)}, "images must be a uint8"),
         ({"images": [[0]]}, "images must be a uint8"),
-        ({"images": np.zeros((3, 8, 8, 4), dtype=np.uint8)}, "N×H×W×3"),
-        ({"images": np.zeros((3, 8, 8), dtype=np.uint8)}, "N×H×W×3"),
+        ({"images": np.zeros((3, 8, 8, 4), dtype=np.uint8)}, "N×H×W×C with C 3"),
+        ({"images": np.zeros((3, 8, 8), dtype=np.uint8)}, "N×H×W×C with C 3"),
         ({"masks": np.zeros((3, 8, 8), dtype=np.int64)}, "masks must be a uint8"),
         ({"masks": np.zeros((3, 8, 9), dtype=np.uint8)}, "masks must have shape"),
         ({"masks": np.full((3, 8, 8), 255, dtype=np.uint8)}, "only 0 and 1"),

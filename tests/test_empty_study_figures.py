@@ -119,7 +119,7 @@ def test_interpolations_of_runs_without_weights(figures, tmp_path):
     (fig,) = figures
     # one panel per architecture for the paths from the initial weights (both runs diverged)
     # and one for the seed pairs (no trained weights at either end)
-    assert_empty_panels_say(fig, "no curve: none has a finite Dice loss", count=4)
+    assert_empty_panels_say(fig, "no curve: none has a finite loss", count=4)
     assert sum("(both diverged)" in words(ax) for ax in panels(fig)) == 2
     assert "[diverged: none]" not in " ".join(t.get_text() for t in fig.texts)  # no role of weights never saved
 

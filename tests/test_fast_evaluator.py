@@ -224,3 +224,30 @@ def test_cuda_fast_path_matches_the_cpu_reference(norm, skip):
     with SurfaceEvaluator(cuda_model, x.cuda(), y.cuda(), cuda_directions, batch_size="auto", points_per_pass=2) as ev:
         got = ev.evaluate_many(points)
     assert_close(got, expected, rel=1e-4)  # cuDNN picks other algorithms than the CPU
+
+
+from model_helpers import li_surface_point  # noqa: E402
+
+from unetscape.models.losses import LOSSES  # noqa: E402
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_matches_the_reference_path_and_the_definition(loss):
+    model = trained_looking_model("batch", "concat", seed=8)
+    x, y = data(seed=9)
+    directions = make_directions(model, seed=10)
+    points = random_points(3, seed=11)
+    reference = ReferenceEvaluator(model, x, y, directions, loss=loss)
+    try:
+        expected = [reference.evaluate(p) for p in points]
+    finally:
+        reference.close()
+    with SurfaceEvaluator(model, x, y, directions, loss=loss) as evaluator:
+        got = [evaluator.evaluate(p) for p in points]
+        assert evaluator.settings["loss_function"] == loss and evaluator.settings["bn_folded"]
+    with SurfaceEvaluator(model, x, y, directions, loss=loss, points_per_pass=3) as evaluator:
+        many = evaluator.evaluate_many(points)
+    assert_close(got, expected)
+    assert_close(many, expected)
+    for value, point in zip(got, points):
+        assert value["loss"] == pytest.approx(li_surface_point(model, x, y, directions, point, loss), rel=1e-5)

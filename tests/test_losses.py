@@ -113,3 +113,100 @@ def test_metrics_refuse_logits_that_do_not_match_the_masks():
     for bad in (torch.zeros(3, 1, 6, 6), torch.zeros(4, 1, 6, 5), torch.zeros(2, 3, 1, 6, 6)):
         with pytest.raises(ValueError, match="do not match"):
             metrics_per_image(bad, prepared)
+
+
+# --- the field's standard losses (training.loss) -----------------------------------------------
+
+from unetscape.models.losses import LOSSES, loss_per_image, training_loss  # noqa: E402
+
+
+def hand_loss(name, logits, masks):
+    """The documented definition of each loss, pixel by pixel in plain Python, per image."""
+    out = []
+    for img_logits, img_mask in zip(logits.reshape(len(logits), -1).tolist(), masks.reshape(len(masks), -1).tolist()):
+        tp = fp = fn = sp = sg = bce = focal = 0.0
+        for z, g in zip(img_logits, img_mask):
+            p = 1 / (1 + math.exp(-z))
+            tp, fp, fn = tp + p * g, fp + p * (1 - g), fn + (1 - p) * g
+            sp, sg = sp + p, sg + g
+            b = -(g * math.log(p) + (1 - g) * math.log(1 - p))
+            bce += b
+            p_t = p if g == 1 else 1 - p
+            focal += (1 - p_t) ** 2 * b
+        n = len(img_logits)
+        dice = 1 - (2 * tp + 1) / (sp + sg + 1)
+        out.append({
+            "dice": dice,
+            "bce": bce / n,
+            "dice_bce": dice + bce / n,
+            "focal": focal / n,
+            "tversky": 1 - (tp + 1) / (tp + 0.3 * fp + 0.7 * fn + 1),
+        }[name])
+    return out
+
+
+def random_batch(seed, shape=(4, 1, 5, 6)):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(*shape, generator=gen, dtype=torch.float64) * 2
+    masks = (torch.rand(*shape, generator=gen) > 0.6).double()
+    masks[0] = 0  # an empty mask
+    return logits, masks
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_each_loss_matches_its_definition(name):
+    logits, masks = random_batch(5)
+    got = loss_per_image(name)(logits, masks)
+    assert got.shape == (4,)
+    assert got.tolist() == pytest.approx(hand_loss(name, logits, masks), rel=1e-10)
+    assert training_loss(name)(logits, masks).item() == pytest.approx(got.mean().item(), rel=1e-12)
+
+
+def test_default_loss_is_the_soft_dice_loss_exactly():
+    logits, masks = random_batch(6)
+    assert loss_per_image("dice") is soft_dice_loss_per_image and training_loss("dice") is dice_loss
+    with pytest.raises(ValueError, match="training.loss must be one of"):
+        loss_per_image("hinge")
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_metrics_in_one_pass_equal_the_separate_metrics_for_every_loss(name):
+    gen = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 5, 1, 4, 4, generator=gen) * 2  # two points at once
+    masks = (torch.rand(5, 1, 4, 4, generator=gen) > 0.5).float()
+    got = metrics_per_image(logits, PreparedMasks.of(masks), name)
+    for point in range(2):
+        expected = loss_per_image(name)(logits[point], masks).double()
+        torch.testing.assert_close(got[point, :, 0], expected, rtol=1e-6, atol=1e-7)
+        assert torch.equal(got[point, :, 1:], separate_metrics(logits[point], masks)[:, 1:])
+
+
+# --- the same losses as MONAI's (where MONAI is installed: pip install -e '.[monai]') ----------
+
+
+def monai_losses():
+    return pytest.importorskip("monai.losses", reason="MONAI is not installed (pip install -e '.[monai]')")
+
+
+def test_default_dice_equals_monai_dice_loss_with_the_same_smoothing():
+    losses = monai_losses()
+    logits, masks = random_batch(8, shape=(6, 1, 9, 7))
+    monai = losses.DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0, reduction="none")(logits, masks)
+    torch.testing.assert_close(soft_dice_loss_per_image(logits, masks), monai.reshape(-1), rtol=1e-12, atol=1e-12)
+    mean = losses.DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)(logits, masks)
+    assert dice_loss(logits, masks).item() == pytest.approx(mean.item(), rel=1e-12)
+
+
+def test_the_other_losses_equal_monai_losses():
+    losses = monai_losses()
+    logits, masks = random_batch(9, shape=(5, 1, 8, 6))
+    per_image = {name: loss_per_image(name)(logits, masks) for name in LOSSES}
+    tversky = losses.TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7, smooth_nr=1.0, smooth_dr=1.0, reduction="none")
+    torch.testing.assert_close(per_image["tversky"], tversky(logits, masks).reshape(-1))
+    focal = losses.FocalLoss(gamma=2.0, alpha=None, use_softmax=False, reduction="none")(logits, masks)
+    # MONAI computes the focal loss in float32
+    torch.testing.assert_close(per_image["focal"], focal.reshape(5, -1).double().mean(1), rtol=1e-6, atol=1e-7)
+    dice_ce = losses.DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)(logits, masks)
+    assert per_image["dice_bce"].mean().item() == pytest.approx(dice_ce.item(), rel=1e-12)
+    bce = torch.nn.BCEWithLogitsLoss(reduction="none")(logits, masks)
+    torch.testing.assert_close(per_image["bce"], bce.reshape(5, -1).mean(1))

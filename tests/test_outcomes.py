@@ -217,14 +217,14 @@ def test_a_run_that_diverges_late_is_measured_at_its_last_finite_checkpoint(tmp_
     import unetscape.training.train as training
 
     calls = {"n": 0}
-    real = training.dice_loss
+    real = training.training_loss("dice")
 
     def blows_up_at_step_10(logits, masks):  # 4 steps per epoch: in epoch 3
         calls["n"] += 1
         loss = real(logits, masks)
         return loss * float("nan") if calls["n"] >= 10 else loss
 
-    monkeypatch.setattr(training, "dice_loss", blows_up_at_step_10)
+    monkeypatch.setattr(training, "training_loss", lambda name: blows_up_at_step_10)
     result, history, outcome = tiny(tmp_path, "late", epochs=8, plateau={"window": 5, "tolerance": 0.0})
     assert result.outcome == "diverged" and result.epochs_run == 2
     assert outcome["landscape_checkpoint"] == "epoch_002.pt"

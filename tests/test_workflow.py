@@ -253,6 +253,8 @@ def rules_running(workdir: Path, module: str) -> set[str]:
                 rules.add(re.match(r"rule (\w+):", block.strip()).group(1))
     if smoke_chunks() == 1:  # the chunk rules exist only for surfaces split into chunks
         rules -= {"surface_chunk", "merge_surface"}
+    if not load_smoke().get("external"):  # the rules of models trained elsewhere have no jobs then
+        rules -= set(re.findall(r"^rule (\w+):", (workdir / "rules/external.smk").read_text(), re.M))
     return rules
 
 

@@ -20,6 +20,7 @@ from unetscape.atomic import atomic_path
 from unetscape.landscape.surface_io import read_surface
 from unetscape.measures.surface_metrics import surface_metrics
 from unetscape.training.outcomes import read_outcome
+from unetscape.models.spec import arch_factors
 from unetscape.training.tables import parse_run_id, read_history, summarize_history
 
 from .statistics import condition_table
@@ -57,9 +58,10 @@ def curvature_columns(hessian: dict) -> dict:
 
 def run_row(run_id: str, arch: dict, surface_path, line_path, hessian_path, history_path,
             radii, rises, flatness_path=None, outcome_path=None) -> dict:
-    row = {"run": run_id, **parse_run_id(run_id), "norm": arch["norm"], "skip": arch["skip"]}
+    factors = arch_factors(arch)
+    row = {"run": run_id, **parse_run_id(run_id), "norm": factors["norm"], "skip": factors["skip"]}
     training = summarize_history(read_history(history_path))
-    row.update(init=arch["init"], outcome=training["outcome"], diverged=training["diverged"],
+    row.update(init=factors["init"], outcome=training["outcome"], diverged=training["diverged"],
                final_loss=training["final_loss"], final_dice=training["final_dice"],
                **{k: v for k, v in training.items() if k.startswith(("final_heldout", "gap_"))})
     row.update(surface_metrics(read_surface(surface_path), radii, rises))

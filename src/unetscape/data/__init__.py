@@ -1,7 +1,9 @@
-"""Datasets for the workflow: synthetic dermoscopy-like images or ISIC, stored as one .npz.
+"""Datasets for the workflow: synthetic dermoscopy-like images, any folder of images and masks
+(ISIC's layout a preset of it), stored as one .npz.
 
 May import the basics (atomic, device, seeding) only."""
 
+from .folder import load_folder
 from .isic import load_isic
 from .prepare import prepare_dataset
 from .store import Dataset, DatasetError, load_dataset, save_dataset
@@ -11,6 +13,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "load_dataset",
+    "load_folder",
     "load_isic",
     "make_synthetic",
     "prepare_dataset",

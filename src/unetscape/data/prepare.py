@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from .isic import load_isic
+from .folder import Naming, folder_naming, load_folder
+from .folder import source_files as folder_files
+from .isic import ISIC_NAMING
 from .store import Dataset, DatasetError
 from .synthetic import make_synthetic
 
-SOURCES = ("synthetic", "isic")
+SOURCES = ("synthetic", "isic", "folder")
+# Folder sources: the generic one and the ISIC preset (ISIC's file names).
+FOLDER_SOURCES = ("isic", "folder")
 SYNTHETIC_DEFAULTS = {"num_images": 900, "size": 64, "seed": 0, "hair": True, "vignette": True, "heldout": 0}
 
 
@@ -14,9 +18,9 @@ def prepare_dataset(data_cfg: dict) -> Dataset:
     """Build the dataset that `data_cfg` (the config's `data:` mapping) describes.
 
     synthetic: num_images, size, seed, hair, vignette, heldout (each optional, defaults above).
-    isic: images_dir, masks_dir, size (required); num_images (optional, null = all images);
-    the held-out part from heldout_images_dir and heldout_masks_dir, or a split of `heldout`
-    images seeded by `seed` (each optional).
+    folder, isic: images_dir, masks_dir, size (required); num_images (optional, null = all
+    images); the held-out part from heldout_images_dir and heldout_masks_dir, or a split of
+    `heldout` images seeded by `seed` (each optional); folder: mask_suffix (default "").
     """
     if not isinstance(data_cfg, dict):
         raise DatasetError(f"data: expected a mapping, got {type(data_cfg).__name__}")
@@ -28,9 +32,10 @@ def prepare_dataset(data_cfg: dict) -> Dataset:
             for key, default in SYNTHETIC_DEFAULTS.items()
         }
         return with_config_names(make_synthetic, **options)
-    if source == "isic":
+    if source in FOLDER_SOURCES:
         return with_config_names(
-            load_isic,
+            load_folder,
+            naming=naming(data_cfg),
             images_dir=require(data_cfg, "images_dir"),
             masks_dir=require(data_cfg, "masks_dir"),
             size=require(data_cfg, "size"),
@@ -41,6 +46,23 @@ def prepare_dataset(data_cfg: dict) -> Dataset:
             seed=0 if data_cfg.get("seed") is None else data_cfg["seed"],
         )
     raise DatasetError(f"data.source: unknown source {source!r}, expected one of {SOURCES}")
+
+
+def naming(data_cfg: dict) -> Naming:
+    """How the configured folder source names its files."""
+    if data_cfg["source"] == "isic":
+        return ISIC_NAMING
+    try:
+        return folder_naming(data_cfg.get("mask_suffix") or "")
+    except DatasetError as err:
+        raise DatasetError(f"data.{err}") from None
+
+
+def source_files(data_cfg: dict) -> list[str]:
+    """Every file the configured data set may be built from (none for synthetic data)."""
+    if data_cfg.get("source") not in FOLDER_SOURCES:
+        return []
+    return folder_files(data_cfg, naming(data_cfg))
 
 
 def require(data_cfg: dict, key: str):

@@ -21,6 +21,8 @@ NPZ_KEYS = ("images", "masks", "ids", "provenance")
 # The held-out part (never seen in training) is stored beside the training part under these
 # keys; a file without them has no held-out part.
 HELDOUT_KEYS = ("heldout_images", "heldout_masks", "heldout_ids")
+# Image channels: RGB, or grayscale (the model's input channels follow the data).
+CHANNELS = (3, 1)
 
 
 class DatasetError(ValueError):
@@ -29,7 +31,8 @@ class DatasetError(ValueError):
 
 @dataclass
 class Dataset:
-    """Images uint8 N×H×W×3, masks uint8 N×H×W in {0, 1}, one id per image, provenance.
+    """Images uint8 N×H×W×C (C = 3, RGB, or 1, grayscale), masks uint8 N×H×W in {0, 1}, one id
+    per image, provenance.
 
     `heldout` is the part of the data set that training never sees (a Dataset of its own,
     same image size, ids distinct from the training ids), or None.
@@ -45,8 +48,8 @@ class Dataset:
         images, masks = self.images, self.masks
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
             raise DatasetError(f"images must be a uint8 array, got {_describe(images)}")
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise DatasetError(f"images must have shape N×H×W×3, got {images.shape}")
+        if images.ndim != 4 or images.shape[-1] not in CHANNELS:
+            raise DatasetError(f"images must have shape N×H×W×C with C 3 (RGB) or 1 (grayscale), got {images.shape}")
         if not isinstance(masks, np.ndarray) or masks.dtype != np.uint8:
             raise DatasetError(f"masks must be a uint8 array, got {_describe(masks)}")
         if masks.shape != images.shape[:3]:

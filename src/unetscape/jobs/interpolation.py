@@ -8,7 +8,7 @@ import numpy as np
 
 from unetscape import __version__
 from unetscape.atomic import atomic_path
-from unetscape.jobs.measured import Log, axis, list_checkpoints, load_evaluation_set, measured_weights
+from unetscape.jobs.measured import Log, axis, checkpoint_loss, initial_weights, load_evaluation_set, measured_weights
 from unetscape.landscape.interpolation import interpolation_curve
 from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import read_attrs, write_attrs
@@ -49,12 +49,17 @@ def interpolation(
     a, b = read_checkpoint(checkpoint_a), read_checkpoint(checkpoint_b)
     if a["arch"] != b["arch"]:
         raise ValueError(f"cannot interpolate between different architectures: {checkpoint_a} and {checkpoint_b}")
+    loss = checkpoint_loss(checkpoint_a)
+    if checkpoint_loss(checkpoint_b) != loss:
+        raise ValueError(f"{checkpoint_a} and {checkpoint_b} were trained with different losses "
+                         f"({loss}, {checkpoint_loss(checkpoint_b)}): the path has no one loss to measure")
     model = load_checkpoint(checkpoint_a, device)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     batch_size = resolve_batch_size(evaluation["batch_size"], x)
-    curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size, bn=bn)
+    curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size, bn=bn, loss=loss)
     write_curve(out, curve, {
         **attrs,
+        "loss_function": loss,
         "checkpoint_a": str(checkpoint_a), "checkpoint_a_sha256": file_sha256(checkpoint_a),
         "checkpoint_b": str(checkpoint_b), "checkpoint_b_sha256": file_sha256(checkpoint_b),
         "eval_set": description,
@@ -78,9 +83,12 @@ def interpolation_init(checkpoint_dir, outcome_path, dataset_path, out, settings
                        noise: float, device, log: Log = print) -> None:
     """From a run's initial weights (epoch 0) to its measured weights."""
     path, label = measured_weights(checkpoint_dir, outcome_path)
-    start = list_checkpoints(checkpoint_dir)[0][1]
+    start, missing = initial_weights(checkpoint_dir, label)
+    labels = {"a": "initial weights", "b": label["checkpoint_role"], **label}
+    if missing:
+        labels["unavailable"] = missing
     interpolation(start, path, dataset_path, out, settings["t"], evaluation, noise, device, log, settings["bn"],
-                  {"a": "initial weights", "b": label["checkpoint_role"], **label})
+                  labels)
 
 
 def interpolation_seeds(checkpoint_dirs: list, outcome_paths: list, dataset_path, out, settings: dict,

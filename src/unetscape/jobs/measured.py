@@ -62,6 +62,21 @@ def measured_weights(checkpoint_dir: str | os.PathLike, outcome_path: str | os.P
     return path, attrs
 
 
+def initial_weights(checkpoint_dir: str | os.PathLike, label: dict) -> tuple[Path | None, str]:
+    """The run's initial weights (epoch 0), or None and why: a model trained elsewhere
+    (outcome `external`) comes without them."""
+    if label.get("outcome") == "external":
+        return None, "a model trained elsewhere: its initial weights and training path are not known"
+    return list_checkpoints(checkpoint_dir)[0][1], ""
+
+
+def checkpoint_loss(path: Path) -> str:
+    """The loss the checkpoint's run trained with (`models.losses`): every landscape of it is
+    of that loss. Checkpoints that do not say trained with the Dice loss."""
+    settings = read_checkpoint(path).get("settings") or {}
+    return settings.get("loss", "dice")
+
+
 def checkpoint_attrs(path: Path) -> dict:
     meta = read_checkpoint(path)
     return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "checkpoint_epoch": meta.get("epoch")}

@@ -15,6 +15,8 @@ from unetscape.jobs.interpolation import interpolation_init
 from unetscape.jobs.measured import (
     Log,
     checkpoint_attrs,
+    checkpoint_loss,
+    initial_weights,
     epoch_of,
     json_safe,
     list_checkpoints,
@@ -27,6 +29,7 @@ from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import merge_chunks
 from unetscape.landscape.trajectory import fit_pca_plane, plane_extent, save_projection
+from unetscape.models.losses import loss_per_image
 from unetscape.models.unet import load_checkpoint, read_checkpoint
 
 
@@ -69,6 +72,11 @@ def trajectory(checkpoint_dir, outcome_path, dataset_path, directions_out, surfa
     `projection_out` gets it in the reference's projection-file format. The path runs from
     epoch 0 to the run's measured weights."""
     path, label = measured_weights(checkpoint_dir, outcome_path)
+    _, missing = initial_weights(checkpoint_dir, label)
+    if missing:  # a model trained elsewhere: the files say there is no path to draw
+        no_trajectory([(0, path)], directions_out, surface_out, settings, log, {**label, "unavailable": missing},
+                      projection_out)
+        return
     checkpoints = [(e, p) for e, p in list_checkpoints(checkpoint_dir) if path is not None and e <= epoch_of(path)]
     if len(checkpoints) < 3:
         # A run that diverged within its first epochs: no plane to fit. Write the files with
@@ -118,7 +126,8 @@ def no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log:
 
 def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
             log: Log = print) -> None:
-    """Curvature of the whole-set Dice loss at the measured weights, as JSON (NaN written as null).
+    """Curvature of the whole-set loss (the run's training loss) at the measured weights, as
+    JSON (NaN written as null).
 
     The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
     the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
@@ -141,8 +150,9 @@ def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, eva
         "seed": settings["seed"],
         "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
-    summary = curvature_summary(model, x, y, curvature, log=log)
-    summary.update(label, **checkpoint_attrs(path), eval_set=description, eval_indices=description["indices"],
+    loss = checkpoint_loss(path)
+    summary = curvature_summary(model, x, y, curvature, log=log, loss_per_image=loss_per_image(loss))
+    summary.update(label, **checkpoint_attrs(path), loss_function=loss, eval_set=description, eval_indices=description["indices"],
                    device=str(device), unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
@@ -161,11 +171,13 @@ def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, ev
         log(f"no flatness measures: {label['unavailable']}")
         return
     model = load_checkpoint(path, device)
-    initial = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1], device)
+    start, _ = initial_weights(checkpoint_dir, label)
+    initial = None if start is None else load_checkpoint(start, device)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
-    summary = flatness_summary(model, x, y, initial, options, log=log)
-    summary.update(label, **checkpoint_attrs(path), eval_set=description, device=str(device),
+    loss = checkpoint_loss(path)
+    summary = flatness_summary(model, x, y, initial, options, log=log, loss_per_image=loss_per_image(loss))
+    summary.update(label, **checkpoint_attrs(path), loss_function=loss, eval_set=description, device=str(device),
                    unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")

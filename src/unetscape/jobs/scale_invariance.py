@@ -8,7 +8,7 @@ import numpy as np
 
 from unetscape import __version__
 from unetscape.atomic import atomic_path
-from unetscape.jobs.measured import Log, evaluator_options, load_evaluation_set, measured_weights
+from unetscape.jobs.measured import Log, checkpoint_loss, evaluator_options, load_evaluation_set, measured_weights
 from unetscape.landscape.directions import make_directions
 from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import SurfaceEvaluator
@@ -31,11 +31,12 @@ def scale_invariance(runs: list[str], checkpoint_dirs: list, outcome_paths: list
     grid = SurfaceGrid.from_config(settings["x"])
     loss = np.full((len(runs), len(norms), len(factors), len(grid.x)), np.nan)
     x, y, description = load_evaluation_set(dataset_path, evaluation, 0.0, device)
-    checkpoints, outcomes = [], []
+    checkpoints, outcomes, losses = [], [], []
     for r, (run, checkpoint_dir, outcome_path) in enumerate(zip(runs, checkpoint_dirs, outcome_paths, strict=True)):
         path, label = measured_weights(checkpoint_dir, outcome_path)
         checkpoints.append(None if path is None else str(path))
         outcomes.append(label["outcome"])
+        losses.append("" if path is None else checkpoint_loss(path))  # "": nothing measured
         if path is None:
             log(f"{run}: {label['unavailable']}")
             continue
@@ -44,13 +45,14 @@ def scale_invariance(runs: list[str], checkpoint_dirs: list, outcome_paths: list
             model = rescale_block_convs(base, factor) if factor != 1.0 else base
             for n, norm in enumerate(norms):
                 direction = make_directions(model, plane["seed"], norm, plane["ignore"], ndim=1)
-                with SurfaceEvaluator(model, x, y, direction, **evaluator_options(evaluation)) as ev:
+                with SurfaceEvaluator(model, x, y, direction, loss=losses[-1], **evaluator_options(evaluation)) as ev:
                     loss[r, n, f] = ev.evaluate_points(grid.points(), grid)["loss"]
             log(f"{run} x{factor:g}: loss at 0 = {loss[r, 0, f, np.argmin(np.abs(grid.x))]:.5f}")
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("xcoordinates", data=grid.x)
         f.create_dataset("train_loss", data=loss)
-        write_attrs(f, {"runs": runs, "checkpoints": checkpoints, "outcomes": outcomes, "norms": norms, "factors": factors,
+        write_attrs(f, {"runs": runs, "checkpoints": checkpoints, "outcomes": outcomes, "loss_functions": losses,
+                        "norms": norms, "factors": factors,
                         "direction_seed": plane["seed"], "direction_ignore": plane["ignore"], "bn": evaluation["bn"],
                         "eval_set": description, "layout": "train_loss[run, norm, factor, x]",
                         "unetscape_version": __version__})

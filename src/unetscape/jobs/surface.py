@@ -10,6 +10,7 @@ import numpy as np
 from unetscape.jobs.measured import (
     Log,
     checkpoint_attrs,
+    checkpoint_loss,
     evaluator_options,
     grid_of,
     has_heldout,
@@ -59,16 +60,17 @@ def surface_chunk(
     if path is None or checkpoint_attrs(path)["checkpoint_sha256"] != plane.get("checkpoint_sha256"):
         raise ValueError(f"{directions_path} was made at another checkpoint than the run's measured {path}")
     model = load_checkpoint(path, device)
+    loss = checkpoint_loss(path)
     directions, _ = load_directions(directions_path, model)
     x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
     log(f"chunk {chunk + 1}/{chunks}: {len(points)} of {grid.size} points, {description['count']} images on {device}")
-    with SurfaceEvaluator(model, x, y, directions[:ndim], **evaluator_options(evaluation)) as evaluator:
+    with SurfaceEvaluator(model, x, y, directions[:ndim], loss=loss, **evaluator_options(evaluation)) as evaluator:
         values = evaluator.evaluate_points(points, grid, progress(log, f"chunk {chunk + 1}/{chunks}"))
         settings = evaluator.settings
     extra = {}
     if heldout:
         hx, hy, held = load_evaluation_set(dataset_path, evaluation, noise, device, heldout=True)
-        with SurfaceEvaluator(model, hx, hy, directions[:ndim], **evaluator_options(evaluation)) as evaluator:
+        with SurfaceEvaluator(model, hx, hy, directions[:ndim], loss=loss, **evaluator_options(evaluation)) as evaluator:
             test = evaluator.evaluate_points(points, grid, progress(log, f"held-out chunk {chunk + 1}/{chunks}"))
         values = {**values, **{f"test_{k}": v for k, v in test.items()}}
         extra["heldout_eval_set"] = held

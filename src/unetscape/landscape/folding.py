@@ -17,7 +17,17 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 # Activations whose input is a fresh conv output can overwrite it: one memory pass less.
-_INPLACE_AFTER = (nn.Conv2d, nn.Identity, _BatchNorm)
+_INPLACE_AFTER = (nn.Conv2d, _BatchNorm)
+
+
+class FoldedBatchNorm(nn.Identity):
+    """Where a batch norm was folded into the convolution before it (passes the conv output on)."""
+
+
+def _runs_in_order(module: nn.Module) -> bool:
+    """An nn.Sequential that runs its children one after the other (a subclass with a forward
+    of its own may use them otherwise, so nothing inside it is folded)."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
 
 
 class PatchConvTranspose(nn.Module):
@@ -91,7 +101,7 @@ class FoldedNet:
         self.folds: dict[str, str] = {}  # twin conv prefix -> source BN prefix
         self.eps: dict[str, float] = {}
         for prefix, module in twin.named_modules():
-            if not isinstance(module, nn.Sequential):
+            if not _runs_in_order(module):
                 continue
             children = list(module.named_children())
             for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
@@ -101,12 +111,12 @@ class FoldedNet:
                 bn_path = f"{prefix}.{bn_name}" if prefix else bn_name
                 self.folds[conv_path] = bn_path
                 self.eps[bn_path] = float(bn.eps)
-                setattr(module, bn_name, nn.Identity())
+                setattr(module, bn_name, FoldedBatchNorm())
                 if conv.bias is None:
                     conv.bias = nn.Parameter(torch.zeros_like(conv.weight[:, 0, 0, 0]))
             layers = list(module.children())  # after the BN -> Identity swaps
             for before, after in zip(layers, layers[1:]):
-                if hasattr(after, "inplace") and isinstance(before, _INPLACE_AFTER):
+                if hasattr(after, "inplace") and isinstance(before, (*_INPLACE_AFTER, FoldedBatchNorm)):
                     after.inplace = True
         for p in twin.parameters():
             p.requires_grad_(False)

@@ -28,11 +28,13 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from unetscape.training.evaluation import evaluate
 
 BN_PATHS = ("geometric", "recompute")
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Normalisation layers with running statistics (batch norms, instance norms tracking them).
+_BATCH_NORMS = (_NormBase,)
 
 
 def _check_pair(state_a: dict, state_b: dict) -> None:
@@ -77,7 +79,7 @@ def interpolate_states(state_a: dict, state_b: dict, ts: Iterable[float], bn: st
 def recompute_bn_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
     """Re-estimate every BN layer's running statistics from one train-mode pass over `x`
     (cumulative average over the batches); the model is left in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
     momenta = [m.momentum for m in norms]
     try:
         for m in norms:
@@ -101,11 +103,13 @@ def interpolation_curve(
     y: torch.Tensor,
     batch_size: int = 128,
     bn: str = "geometric",
+    loss: str = "dice",
 ) -> dict:
     """Loss, hard Dice and IoU (per-image means over (x, y)) along the path, in eval mode.
 
     Each state is loaded into `model` in place; the model's own state and mode are restored
-    afterwards. `bn` is the batch-norm treatment (module docstring). Returns arrays "t",
+    afterwards. `bn` is the batch-norm treatment (module docstring), `loss` the loss
+    (`models.losses`, the run's training loss). Returns arrays "t",
     "loss", "dice", "iou" (Dice and IoU NaN exactly where the loss is not finite).
     """
     ts = np.asarray(list(ts), dtype=np.float64)
@@ -117,12 +121,12 @@ def interpolation_curve(
     curve = {key: np.full(len(ts), np.nan) for key in ("loss", "dice", "iou")}
     try:
         model.eval()
-        has_bn = any(isinstance(m, _BATCH_NORMS) for m in model.modules())
+        has_bn = any(isinstance(m, _BATCH_NORMS) and m.track_running_stats for m in model.modules())
         for k, state in enumerate(interpolate_states(state_a, state_b, ts, bn)):
             model.load_state_dict(state)
             if bn == "recompute" and has_bn:
                 recompute_bn_statistics(model, x, batch_size)
-            for key, value in evaluate(model, x, y, batch_size).items():
+            for key, value in evaluate(model, x, y, batch_size, loss).items():
                 curve[key][k] = value
     finally:
         model.load_state_dict(original)

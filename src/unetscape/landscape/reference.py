@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from unetscape.models.losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+from unetscape.models.losses import hard_dice_per_image, iou_per_image, loss_per_image
 
-from .surface import _BATCH_NORMS, BN_MODES
+from .surface import BN_MODES, running_stat_norms
 
 
 class ReferenceEvaluator:
@@ -32,10 +32,12 @@ class ReferenceEvaluator:
         directions: Sequence[Sequence[torch.Tensor]],
         bn: str = "checkpoint",
         batch_size: int = 128,
+        loss: str = "dice",
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
         self.model, self.bn, self.batch_size = model, bn, batch_size
+        self.loss_per_image = loss_per_image(loss)
         self.device = next(model.parameters()).device
         self.theta_star = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.names = [name for name, _ in model.named_parameters()]
@@ -47,7 +49,7 @@ class ReferenceEvaluator:
 
     @torch.no_grad()
     def _recompute_bn(self) -> None:
-        batch_norms = [m for m in self.model.modules() if isinstance(m, _BATCH_NORMS)]
+        batch_norms = running_stat_norms(self.model)
         momenta = [m.momentum for m in batch_norms]
         for m in batch_norms:
             m.reset_running_stats()
@@ -72,7 +74,7 @@ class ReferenceEvaluator:
         for images, masks in self._loader():
             logits = self.model(images.to(self.device))
             masks = masks.to(self.device)
-            totals[0] += soft_dice_loss_per_image(logits, masks).double().sum().item()
+            totals[0] += self.loss_per_image(logits, masks).double().sum().item()
             totals[1] += hard_dice_per_image(logits, masks).sum().item()
             totals[2] += iou_per_image(logits, masks).sum().item()
         loss, dice, iou = totals / len(self.dataset)

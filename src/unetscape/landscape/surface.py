@@ -15,8 +15,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
-from unetscape.models.losses import PreparedMasks, metrics_per_image
+from unetscape.models.losses import PreparedMasks, check_loss, metrics_per_image
+from unetscape.models.unet import UNet
 from unetscape.training.evaluation import images_to_tensor, masks_to_tensor, noisy_copy
 
 from .directions import check_directions_fit
@@ -26,7 +28,9 @@ from .grid import SurfaceGrid
 BN_MODES = ("checkpoint", "recompute")
 EVAL_NOISE = ("train", "clean")
 PRECISIONS = ("float32", "tf32", "bfloat16")
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Normalisation layers with running statistics (batch norms of any dimension, instance norms
+# that track statistics): `bn` applies to each of them that tracks its statistics.
+_BATCH_NORMS = (_NormBase,)
 # "auto" batch: on a CPU, 64 images of 32x32 ran 1.05-1.2x faster than 128 in paired runs;
 # on a GPU a batch this large fills the device without stressing its memory.
 _CPU_PIXELS_PER_BATCH = 64 * 32 * 32
@@ -67,7 +71,8 @@ def precision_context(precision: str, device: torch.device):
 
 
 class SurfaceEvaluator:
-    """Loss, hard Dice and IoU of `model` at points of the plane spanned by `directions`.
+    """Loss (`loss`: the run's training loss, `models.losses`), hard Dice and IoU of `model` at
+    points of the plane spanned by `directions`.
 
     bn="checkpoint" (the reference's behaviour): eval mode with the checkpoint's running
     statistics at every point. bn="recompute": at every point, first re-estimate the running
@@ -100,6 +105,7 @@ class SurfaceEvaluator:
         channels_last: bool | None = None,
         fold_bn: bool = True,
         patch_matmul: bool | None = None,
+        loss: str = "dice",
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
@@ -112,7 +118,7 @@ class SurfaceEvaluator:
         if points_per_pass > 1 and bn == "recompute":
             raise ValueError("points_per_pass > 1 needs bn 'checkpoint' (recompute re-estimates BN per point)")
         check_directions_fit(directions, model)
-        self.model = model
+        self.model, self.loss = model, check_loss(loss)
         if channels_last is None:
             # Measured: channels_last speeds up CPU convolutions and bf16 tensor-core ones, but
             # slows cuDNN's float32 kernels down (benchmarks/RESULTS.md).
@@ -134,7 +140,7 @@ class SurfaceEvaluator:
                 for direction in directions
             ]
             self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
-        self.batch_norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
+        self.batch_norms = running_stat_norms(model)
         if patch_matmul is None:
             # Measured faster on CPUs only; cuDNN keeps its own transposed convolution.
             patch_matmul = channels_last and x.device.type == "cpu"
@@ -143,6 +149,13 @@ class SurfaceEvaluator:
             self.net.to(memory_format=torch.channels_last)
         self.was_training = model.training
         self.closed = False
+        # Why the fast paths are not used for this model ("" where they are).
+        self.fallback = {"twin": "", "vmap": ""}
+        if self.net is not None and type(model) is not UNet:
+            # A network of unknown make: its twin must compute what it computes, or is dropped.
+            self.fallback["twin"] = self._twin_disagrees()
+            if self.fallback["twin"]:
+                self.net = None
 
     @property
     def ndim(self) -> int:
@@ -152,13 +165,33 @@ class SurfaceEvaluator:
     def settings(self) -> dict:
         """How the values were computed, for the surface file's attributes."""
         return {
+            "loss_function": self.loss,
             "eval_batch_size": self.batch_size,
             "precision": self.precision,
             "points_per_pass": self.points_per_pass,
             "bn_folded": self.net is not None and self.net.folded > 0,
             "channels_last": self.channels_last,
             "transposed_conv_as_matmul": self.net is not None and self.net.patched > 0,
+            **{f"{path}_fallback": reason for path, reason in self.fallback.items() if reason},
         }
+
+    @torch.no_grad()
+    def _twin_disagrees(self) -> str:
+        """"" if the folded twin gives the model's logits at theta* on a batch of the evaluation
+        images (float32, to 1e-4 of their scale), else why not: then the general path runs."""
+        batch = self.x[: min(len(self.x), self.batch_size)]
+        self.model.eval()
+        try:
+            expected = self.model(batch).float()
+            got = self._forward_here()(batch).float()
+        except Exception as err:  # a layer the twin changed cannot run as the model calls it
+            return f"the batch-norm-folded twin fails on this network ({type(err).__name__}: {err})"
+        finally:
+            self.restore_buffers()
+        scale = float(expected.abs().max()) + 1e-6
+        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * scale):
+            return "the batch-norm-folded twin does not reproduce this network's output"
+        return ""
 
     @torch.no_grad()
     def set_point(self, coords: Sequence[float]) -> None:
@@ -224,7 +257,7 @@ class SurfaceEvaluator:
         with precision_context(self.precision, self.device):
             for start in range(0, len(self.x), self.batch_size):
                 logits = forward(self.x[start : start + self.batch_size]).float()
-                per_image = metrics_per_image(logits, self.masks[start : start + self.batch_size])
+                per_image = metrics_per_image(logits, self.masks[start : start + self.batch_size], self.loss)
                 totals += per_image.reshape(points, -1, 3).sum(1)
         return totals
 
@@ -263,8 +296,13 @@ class SurfaceEvaluator:
             return self._forward_fn(params, buffers)(x)
 
         batched = torch.func.vmap(one_point, in_dims=(0, None))
-        sums = self._sums(lambda x: batched(stacked, x), len(steps)) / len(self.x)
-        return [_point_values(*row) for row in sums.tolist()]
+        if not self.fallback["vmap"]:
+            try:
+                sums = self._sums(lambda x: batched(stacked, x), len(steps)) / len(self.x)
+                return [_point_values(*row) for row in sums.tolist()]
+            except Exception as err:  # an operation torch.func.vmap cannot batch
+                self.fallback["vmap"] = f"several points per pass failed ({type(err).__name__}: {err}); one at a time"
+        return [self.evaluate(c) for c in steps.tolist()]
 
     def evaluate_points(
         self,
@@ -304,6 +342,11 @@ class SurfaceEvaluator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def running_stat_norms(model: nn.Module) -> list[nn.Module]:
+    """The normalisation layers of `model` that keep running statistics (what `bn` is about)."""
+    return [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
 
 
 def _point_values(loss: float, dice: float, iou: float) -> dict:

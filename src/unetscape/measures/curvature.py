@@ -96,6 +96,7 @@ class LossHessian:
         y: torch.Tensor,
         batch_size: int = 64,
         params: Sequence[torch.Tensor] | None = None,
+        loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -106,6 +107,7 @@ class LossHessian:
         if params is None:
             params = [p for _, p in model.named_parameters() if p.requires_grad]
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+        self.loss_per_image = loss_per_image  # the run's training loss (models.losses)
         self._setup(list(params), count=x.shape[0])
 
     @classmethod
@@ -139,7 +141,7 @@ class LossHessian:
                 # Moved per batch so a large evaluation set can stay on the CPU.
                 xb = self.x[start : start + self.batch_size].to(self.device, dtype)
                 yb = self.y[start : start + self.batch_size].to(self.device, dtype)
-                yield soft_dice_loss_per_image(self.model(xb), yb).sum()
+                yield self.loss_per_image(self.model(xb), yb).sum()
         finally:
             self.model.train(was_training)
 
@@ -879,8 +881,10 @@ def curvature_summary(
     y: torch.Tensor,
     settings: dict | None = None,
     log: Callable[[str], None] = print,
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
 ) -> dict:
-    """Curvature of the Dice loss at the model's weights, in three parametrisations
+    """Curvature of the Dice loss (or of `loss_per_image`, the run's training loss) at the
+    model's weights, in three parametrisations
     (`PARAMETRISATIONS`): raw (the top-level numbers, as before), `folded` (batch norm folded
     into its convolution) and `relative` (the scale-normalised Hessian, `RelativeHessian`).
 
@@ -895,7 +899,7 @@ def curvature_summary(
     from .flatness import fold_batch_norm  # same layer; flatness folds batch norm the same way
 
     settings = resolve_curvature_settings(settings)
-    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"])
+    hessian = LossHessian(model, x, y, batch_size=settings["batch_size"], loss_per_image=loss_per_image)
     log(f"curvature: {hessian.dim} parameters, {hessian.count} images, batch size {settings['batch_size']}")
     loss = hessian.loss()
     log(f"curvature: loss {loss:.6g}")
@@ -915,12 +919,21 @@ def curvature_summary(
     raw = spectrum_summary(hessian, settings, log, "raw curvature")
     summary = {"loss": loss, "finite": True, **raw, **common}
     calls = hessian.hvp_calls
+    folded_model = None
     if has_batch_norm(model):
-        folded_hessian = LossHessian(fold_batch_norm(model), x, y, batch_size=settings["batch_size"])
+        try:
+            folded_model = fold_batch_norm(model)
+        except ValueError as err:  # a network whose batch norms do not follow a convolution
+            summary["folded"] = {**dict.fromkeys(SPECTRUM_NUMBERS), "parameters": None, "same_as_raw": False,
+                                 "unavailable": f"batch norm cannot be folded: {err}"}
+            log(f"folded curvature: {summary['folded']['unavailable']}")
+    if folded_model is not None:
+        folded_hessian = LossHessian(folded_model, x, y, batch_size=settings["batch_size"],
+                                     loss_per_image=loss_per_image)
         summary["folded"] = {**spectrum_summary(folded_hessian, settings, log, "folded curvature"),
                              "parameters": folded_hessian.dim, "same_as_raw": False}
         calls += folded_hessian.hvp_calls
-    else:
+    elif "folded" not in summary:  # no batch norm: the folded network is the network
         summary["folded"] = {**raw, "parameters": hessian.dim, "same_as_raw": True}
     before = hessian.hvp_calls
     summary["relative"] = spectrum_summary(RelativeHessian(hessian), settings, log, "relative curvature")

@@ -54,7 +54,7 @@ PAC_BAYES_STATUSES = ("bracketed", "exceeds_target_at_sigma_lo", "within_target_
 # the measured model
 
 
-def fold_batch_norm(model: nn.Module) -> nn.Module:
+def fold_batch_norm(model: nn.Module, strict: bool = True) -> nn.Module:
     """An eval-mode copy of `model` with every conv -> BN pair folded into one conv with bias.
 
     In eval mode BN(z) = (z - mean) * s + beta with s = gamma / sqrt(var + eps), so conv -> BN
@@ -63,7 +63,8 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     parameters require gradients, BN layers replaced by nn.Identity; a model without batch norm
     comes back as an eval-mode copy. `model` is not changed. A batch norm that cannot be folded
     (not right after a Conv2d in an nn.Sequential, or without running statistics) raises: its
-    parameters would be measured in other units than the convolutions'.
+    parameters would be measured in other units than the convolutions'. With `strict=False` it
+    stays as it is (for networks of other makes; `unfolded_batch_norms` counts them).
     """
     net = FoldedNet(model)
     with torch.no_grad():
@@ -72,7 +73,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
         net.load(net.state(params, buffers))
     folded = net.twin
     left = [name for name, module in folded.named_modules() if isinstance(module, _BatchNorm)]
-    if left:
+    if left and strict:
         raise ValueError(f"batch norm layers {left} cannot be folded into a preceding convolution")
     # FoldedNet lets activations overwrite their input (it only runs forward passes); this copy
     # is differentiated, so it keeps the source model's activations as they were.
@@ -83,6 +84,11 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     for p in folded.parameters():
         p.requires_grad_(True)
     return folded.eval()
+
+
+def unfolded_batch_norms(model: nn.Module) -> int:
+    """Batch norms left in a model `fold_batch_norm(strict=False)` returned."""
+    return sum(isinstance(m, _BatchNorm) for m in model.modules())
 
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:
@@ -99,7 +105,8 @@ class ModelLoss:
     and `gradient_passes` (whole-set evaluations with a backward pass).
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                 loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:
@@ -114,6 +121,7 @@ class ModelLoss:
         self.device = self.params[0].device
         self.w0 = flat_parameters(self.model)
         self.x, self.y, self.batch_size, self.count = x, y, batch_size, x.shape[0]
+        self.loss_per_image = loss_per_image  # the run's training loss (models.losses)
         self.forward_passes = 0
         self.gradient_passes = 0
 
@@ -148,7 +156,7 @@ class ModelLoss:
         with self._at(w):
             for xb, yb in self._batches():
                 logits = self.model(xb)
-                loss += float(soft_dice_loss_per_image(logits, yb).sum(dtype=torch.float64))
+                loss += float(self.loss_per_image(logits, yb).sum(dtype=torch.float64))
                 dice += float(hard_dice_per_image(logits, yb).sum())
         self.forward_passes += 1
         return loss / self.count, dice / self.count
@@ -164,7 +172,7 @@ class ModelLoss:
         grad = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         with self._at(w):
             for xb, yb in self._batches():
-                batch = soft_dice_loss_per_image(self.model(xb), yb).sum()
+                batch = self.loss_per_image(self.model(xb), yb).sum()
                 # materialize_grads: a parameter the loss does not reach has zero gradient, not None.
                 grads = torch.autograd.grad(batch, self.params, allow_unused=True, materialize_grads=True)
                 grad += torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
@@ -576,8 +584,10 @@ def flatness_summary(
     initial: nn.Module | None = None,
     settings: dict | None = None,
     log: Callable[[str], None] = print,
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
 ) -> dict:
-    """Every flatness measure of `model` on images `x`, masks `y`, as a JSON-ready dict.
+    """Every flatness measure of `model` on images `x`, masks `y`, as a JSON-ready dict (the
+    loss: the soft Dice loss, or `loss_per_image`, the run's training loss).
 
     The model is measured with batch norm folded (`fold_batch_norm`); `initial` (the run's
     initial weights, same architecture) is folded the same way for the distance from
@@ -588,9 +598,10 @@ def flatness_summary(
     "finite": false.
     """
     settings = resolve_flatness_settings(settings)
-    batch_norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
-    folded = fold_batch_norm(model)
-    objective = ModelLoss(folded, x, y, batch_size=settings["batch_size"])
+    folded = fold_batch_norm(model, strict=False)
+    unfolded = unfolded_batch_norms(folded)
+    batch_norms = sum(isinstance(m, _BatchNorm) for m in model.modules()) - unfolded
+    objective = ModelLoss(folded, x, y, batch_size=settings["batch_size"], loss_per_image=loss_per_image)
     seeds = {name: derive_seed(settings["seed"], f"flatness_{name}") for name in
              ("average", "worst", "pac_bayes", "pac_bayes_mag")}
     w = objective.w0
@@ -604,6 +615,8 @@ def flatness_summary(
         "parameters": objective.dim,
         "images": objective.count,
         "batch_norms_folded": batch_norms,
+        # batch norms of a network of another make that could not be folded (measured as they are)
+        "batch_norms_unfolded": unfolded,
         **dict.fromkeys(SUMMARY_NUMBERS),
         "pac_bayes_status": None,
         "pac_bayes_mag_status": None,
@@ -631,7 +644,7 @@ def flatness_summary(
                                     settings["pac_iterations"], settings["pac_samples"], seeds[name],
                                     magnitude_aware=magnitude, eps=settings["pac_eps"], base=dice)
         log(f"flatness: {name} sigma {pac[name]['sigma']:.4g} ({pac[name]['status']})")
-    norms = norm_measures(folded, fold_batch_norm(initial) if initial is not None else None)
+    norms = norm_measures(folded, fold_batch_norm(initial, strict=False) if initial is not None else None)
     summary.update(
         average_sharpness=_json_float(average["mean"]),
         average_sharpness_se=_json_float(average["se"]),

@@ -186,11 +186,16 @@ def build_model(arch: dict) -> UNet:
     return UNet(arch)
 
 
-def save_checkpoint(path: str | os.PathLike, model: UNet, **meta) -> None:
-    """Write a self-describing checkpoint: weights, architecture and metadata (epoch, seed, run)."""
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> None:
+    """Write a self-describing checkpoint: weights, architecture and metadata (epoch, seed, run).
+
+    The architecture is the model's spec (`registry.model_spec`: the U-Net's `arch`, or the
+    MONAI / smp / own-module spec it was built from), plain data like everything else in it.
+    """
+    spec = getattr(model, "unetscape_spec", None) or model.arch
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "arch": dict(model.arch),
+        "arch": dict(spec),
         # In the default layout whatever the model trained in, so files do not depend on it.
         "state_dict": {
             k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
@@ -259,10 +264,13 @@ def _damage(err: Exception) -> str:
     return first if first and "weights_only" not in first else type(err).__name__
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:
-    """Rebuild the model stored in a checkpoint, in eval mode, on `device`."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored in a checkpoint (any network of `registry`), in eval mode, on
+    `device`."""
+    from .registry import build_model as build_any  # the registry builds on this module
+
     payload = read_checkpoint(path)
-    model = build_model(payload["arch"])
+    model = build_any(payload["arch"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()
 

@@ -21,7 +21,7 @@ import numpy as np
 from unetscape.atomic import atomic_path
 from unetscape.landscape.surface_io import surface_array
 
-from .labels import measured, outcome_note
+from .labels import loss_label, measured, outcome_note
 
 # Points drawn between two checkpoints, so the path follows the surface instead of cutting
 # through it.
@@ -93,6 +93,7 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
     from plotly.subplots import make_subplots
 
     pca_attrs = (pca_surface or {}).get("attrs", {})
+    loss = loss_label(random_surface.get("attrs", {}))
     ratio = pca_attrs.get("explained_variance_ratio") or [float("nan")] * 2
     pc = [f"PC {k + 1} ({100 * r:.1f}%)" if np.isfinite(r) else f"PC {k + 1}" for k, r in enumerate(ratio)]
     fig = make_subplots(
@@ -103,7 +104,7 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
         fig.add_trace(_surface_trace(random_surface, "random plane", ("x", "y"), "scene", 0.44))
         z0 = plane_values(random_surface, [0.0], [0.0])
         words = measured(random_surface.get("attrs", {}))[1]
-        fig.add_trace(_point_trace([0.0], [0.0], z0, [f"{words}<br>Dice loss {z0[0]:.5f}"], "scene",
+        fig.add_trace(_point_trace([0.0], [0.0], z0, [f"{words}<br>{loss} {z0[0]:.5f}"], "scene",
                                    mode="markers", marker={"symbol": "diamond", "size": 6, "color": "white",
                                                            "line": {"color": "black", "width": 1}}))
     else:
@@ -127,21 +128,21 @@ def run_page_figure(run: str, random_surface: dict, pca_surface: dict | None):
                                    line={"color": "crimson", "width": 5}, hoverinfo="skip", showlegend=False,
                                    scene="scene2"))
         marker_z = plane_values(pca_surface, path[:, 0], path[:, 1])
-        text = [f"epoch {e}<br>{pc[0]} {px:.4g}<br>{pc[1]} {py:.4g}<br>Dice loss on the plane {z:.5f}"
+        text = [f"epoch {e}<br>{pc[0]} {px:.4g}<br>{pc[1]} {py:.4g}<br>{loss} on the plane {z:.5f}"
                 for e, (px, py), z in zip(epochs, path, marker_z)]
         fig.add_trace(_point_trace(path[:, 0], path[:, 1], marker_z, text, "scene2", mode="markers",
                                    marker={"size": 3.5, "color": "crimson"}))
     axis = {"backgroundcolor": "rgb(235, 235, 240)"}
     fig.update_layout(
-        title={"text": f"{run}{outcome_note(random_surface.get('attrs', {}))}: Dice loss landscape "
+        title={"text": f"{run}{outcome_note(random_surface.get('attrs', {}))}: {loss} landscape "
                        "(drag to rotate, scroll to zoom, hover for values)"},
         height=640,
         margin={"l": 30, "r": 10, "t": 70, "b": 10},
         scene={"xaxis": {"title": {"text": "x (direction 1)"}, **axis},
                "yaxis": {"title": {"text": "y (direction 2)"}, **axis},
-               "zaxis": {"title": {"text": "Dice loss"}, **axis}},
+               "zaxis": {"title": {"text": loss}, **axis}},
         scene2={"xaxis": {"title": {"text": pc[0]}, **axis}, "yaxis": {"title": {"text": pc[1]}, **axis},
-                "zaxis": {"title": {"text": "Dice loss"}, **axis}},
+                "zaxis": {"title": {"text": loss}, **axis}},
         # Only the 3-D scenes hold data: without a surface (no trained weights) plotly would
         # otherwise draw empty 2-D axes under the words saying why.
         xaxis={"visible": False},

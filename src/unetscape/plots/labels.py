@@ -18,7 +18,20 @@ def measured(attrs: dict) -> tuple[str, str]:
     role = _role(attrs, "trained")
     if attrs.get("outcome", "finished") == "finished":
         return "*", "trained model"
+    if attrs.get("outcome") == "external":
+        return "*", role  # a trained model, trained elsewhere
     return "X", role
+
+
+LOSS_NAMES = {"dice": "Dice loss", "bce": "BCE loss", "dice_bce": "Dice + BCE loss", "focal": "focal loss",
+              "tversky": "Tversky loss"}
+
+
+def loss_label(attrs: dict) -> str:
+    """The name of the loss a landscape file measured (its `loss_function`; files that do not
+    say measured the Dice loss)."""
+    name = attrs.get("loss_function", "dice")
+    return LOSS_NAMES.get(name, f"{name} loss")
 
 
 def outcome_note(attrs: dict) -> str:

@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from unetscape.landscape.surface_io import surface_array
 
-from .labels import measured, outcome_note
+from .labels import loss_label, measured, outcome_note
 from .no_data import say_why
 from .style import MAX_COLUMNS, MAX_WIDTH, plt, round_ticks, save_figure
 
@@ -92,12 +92,12 @@ def plot_surface_views(surface: dict, title: str, *out_paths, levels: int = 15) 
         ax1.set_title(f"contours, {name}")
         ax2 = fig.add_subplot(len(rows), 3, 3 * r + 2)
         filled = draw_contour(ax2, surface, lv, filled=True, key=key)
-        round_ticks(fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"Dice loss ({name})"), lv[0], lv[-1])
+        round_ticks(fig.colorbar(filled, ax=ax2, shrink=0.85, label=f"{loss_label(attrs)} ({name})"), lv[0], lv[-1])
         ax2.set_title(f"filled contours, {name}")
         ax3 = fig.add_subplot(len(rows), 3, 3 * r + 3, projection="3d")
         ax3.plot_surface(x, y, _values(surface, key), cmap="viridis", linewidth=0, vmin=lv[0], vmax=lv[-1])
         ax3.set_zlim(lv[0], lv[-1])
-        ax3.set_zlabel("Dice loss")
+        ax3.set_zlabel(loss_label(attrs))
         ax3.set_title(f"surface, {name}")
         for ax in (ax1, ax2, ax3):
             ax.set_xlabel("x (direction 1)")
@@ -137,7 +137,7 @@ def plot_trajectory(surface: dict, path: np.ndarray, epochs: list[int], explaine
     fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
     lv = shared_levels([surface], levels)
     filled = draw_contour(ax, surface, lv, filled=True, equal=False)
-    round_ticks(fig.colorbar(filled, ax=ax, shrink=0.9, label="Dice loss"), lv[0], lv[-1])
+    round_ticks(fig.colorbar(filled, ax=ax, shrink=0.9, label=loss_label(surface.get("attrs", {}))), lv[0], lv[-1])
     ax.plot(path[:, 0], path[:, 1], "-o", color="crimson", ms=3.5, lw=1.3, label="training path (checkpoints)")
     for k in (0, len(epochs) - 1):
         ax.annotate(f"epoch {epochs[k]}", path[k], textcoords="offset points", xytext=(4, 4), fontsize=7, color="crimson")
@@ -225,7 +225,8 @@ def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: st
     bars = parts[-1].subplots(1, 2 if diff_artist is not None else 1, squeeze=False)[0]
     if artist is not None:
         bar = fig.colorbar(artist, cax=bars[0], orientation="horizontal")
-        bar.set_label("Dice loss (one scale for every loss panel)", fontsize=8)
+        names = sorted({loss_label(s.get("attrs", {})) for _, row in rows for _, s in row if s is not None})
+        bar.set_label(f"{' / '.join(names)} (one scale for every loss panel)", fontsize=8)
         round_ticks(bar, lv[0], lv[-1])
     else:
         bars[0].remove()  # no scale of nothing
@@ -237,7 +238,7 @@ def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: st
             note = (note + "\n" if note else "") + no_finished_run(outcomes)
     if diff_artist is not None:
         bar = fig.colorbar(diff_artist, cax=bars[1], orientation="horizontal")
-        bar.set_label("difference of Dice loss at the same coordinates", fontsize=8)
+        bar.set_label("difference of the loss at the same coordinates", fontsize=8)
         round_ticks(bar, -span, span)
     for bar_ax in bars:
         bar_ax.set_box_aspect(0.06)
@@ -306,7 +307,7 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
             reason = interp["attrs"].get("unavailable", "no finite Dice loss at any point of this path")
             say_why(ax2, f"no curve:\n{reason}")
         for ax in (ax1, ax2):
-            ax.set_ylabel("Dice loss")
+            ax.set_ylabel(loss_label(line["attrs"]))
             if log_scale:
                 ax.set_yscale("log")
     fig.suptitle(run + outcome_note(line["attrs"]))
@@ -440,12 +441,13 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     for b, (what, entries) in enumerate(blocks):
         for k, arch in enumerate(archs):
             ax = axes[b * rows_per_block + k // n_cols][k % n_cols]
-            outcomes, drawn = [], 0
+            outcomes, drawn, loss_name = [], 0, "Dice loss"
             for run, path in entries:
                 if run["arch"] != arch:
                     continue
                 curve = _read_curve(path)
                 outcomes += _curve_outcomes(curve["attrs"])
+                loss_name = loss_label(curve["attrs"])
                 label = condition_label(run, varying)
                 note = outcome_note(curve["attrs"])
                 if not np.isfinite(curve["train_loss"]).any():
@@ -456,13 +458,13 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
                 drawn += 1
             ax.set_title(f"{arch_label(arch, study['archs'][arch])}\n{what}", fontsize=8)
             if not drawn:
-                say_why(ax, f"no curve: none has a finite Dice loss ({outcome_counts(outcomes)})", fontsize=8,
+                say_why(ax, f"no curve: none has a finite loss ({outcome_counts(outcomes)})", fontsize=8,
                         color="crimson")
                 continue
             for position in (0, 1):
                 ax.axvline(position, color="grey", ls=":", lw=1)
             ax.set_xlabel("t", fontsize=8)
-            ax.set_ylabel("Dice loss", fontsize=8)
+            ax.set_ylabel(loss_name, fontsize=8)
             ax.tick_params(labelsize=7)
             if log_scale:
                 ax.set_yscale("log")

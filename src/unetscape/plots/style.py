@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # jobs run without a display, possibly on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
 from unetscape.atomic import atomic_path  # noqa: E402
+from unetscape.models.spec import describe, model_kind  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -59,6 +60,8 @@ def round_ticks(colorbar, low: float, high: float, count: int = 5) -> None:
 
 def arch_label(name: str, arch: dict) -> str:
     """Panel title of a resolved architecture, e.g. "improved U-Net (batch norm)"."""
+    if model_kind(arch) != "unet":
+        return f"{name} ({describe(arch)})"
     norm = "batch norm" if arch["norm"] == "batch" else "no normalisation"
     skip = "" if arch["skip"] == "concat" else f", skip {arch['skip']}"
     return f"{name} U-Net ({norm}{skip})"

@@ -23,7 +23,7 @@ import numpy as np
 
 from unetscape.landscape.surface_io import surface_array
 
-from .labels import measured, outcome_note
+from .labels import loss_label, measured, outcome_note
 from .viewer_script import SCRIPT, STYLE
 
 # Chromium's limit on a URL (and so on a data URL opened in a frame), in characters.
@@ -58,6 +58,7 @@ def plane_entry(surface: dict | None, title: str, xlabel: str, ylabel: str) -> d
         "loss": _floats(surface_array(surface, "train_loss", order="yx")),
         "dice": _floats(surface_array(surface, "dice", order="yx")),
         "iou": _floats(surface_array(surface, "iou", order="yx")),
+        "loss_label": loss_label(attrs),
     }
     if "path_x" in attrs:
         entry["path"] = {"x": [float(v) for v in attrs["path_x"]], "y": [float(v) for v in attrs["path_y"]],

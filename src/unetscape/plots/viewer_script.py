@@ -268,7 +268,7 @@ SCRIPT = r"""
       tick.style.bottom = (100 * (v - lo) / (hi - lo)) + "%";
       tick.textContent = label(v, ticks.step);
     });
-    el("div", "bar-title", this.bar).textContent = "Dice loss";
+    el("div", "bar-title", this.bar).textContent = this.plane.loss_label || "Dice loss";
   };
 
   Panel.prototype.camera = function (width, height) {
@@ -357,7 +357,7 @@ SCRIPT = r"""
     var top = self.project([best.c[0], best.c[1], ZSPAN]);
     ctx.font = "bold 11px sans-serif";
     ctx.textAlign = "left";
-    ctx.fillText("Dice loss", Math.max(4, top[0] - 30), Math.max(10, top[1] - 24));
+    ctx.fillText(plane.loss_label || "Dice loss", Math.max(4, top[0] - 30), Math.max(10, top[1] - 24));
     this.screen = this.targets.map(function (t) { return self.project(t.p); });
   };
 

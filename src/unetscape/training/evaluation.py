@@ -1,4 +1,4 @@
-"""Whole-set evaluation: Dice loss, hard Dice and IoU averaged over every image."""
+"""Whole-set evaluation: the training loss, hard Dice and IoU averaged over every image."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetscape.models.losses import hard_dice_per_image, iou_per_image, soft_dice_loss_per_image
+from unetscape.models.losses import hard_dice_per_image, iou_per_image, loss_per_image
 
 
 def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -30,8 +30,9 @@ def noisy_copy(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> dict:
-    """Mean per-image soft Dice loss, hard Dice and IoU of `model` over the set (x, y).
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, loss: str = "dice") -> dict:
+    """Mean per-image loss (`loss`, default the soft Dice loss), hard Dice and IoU of `model`
+    over the set (x, y).
 
     Per-image values are summed in float64 across batches, so the result does not depend on
     `batch_size`. The caller decides train/eval mode. Where the loss is not finite (a
@@ -39,11 +40,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     would otherwise score as a real prediction.
     """
     n = x.shape[0]
+    per_image = loss_per_image(loss)
     totals = torch.zeros(3, dtype=torch.float64, device=x.device)
     for start in range(0, n, batch_size):
         logits = model(x[start : start + batch_size])
         masks = y[start : start + batch_size]
-        totals[0] += soft_dice_loss_per_image(logits, masks).sum(dtype=torch.float64)
+        totals[0] += per_image(logits, masks).sum(dtype=torch.float64)
         totals[1] += hard_dice_per_image(logits, masks).sum()
         totals[2] += iou_per_image(logits, masks).sum()
     loss, dice, iou = (totals / n).tolist()

@@ -41,6 +41,8 @@ CHECKPOINT_ROLES = {
     "collapsed": "final weights, collapsed",
     "unstable": "final weights, unstable (above its best loss)",
     "diverged": "last finite weights before divergence",
+    # Not an outcome of training: a model trained elsewhere (config `external`), measured alone.
+    "external": "model trained elsewhere",
 }
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from unetscape.atomic import atomic_path
+from unetscape.models.spec import arch_factors
 
 from .outcomes import read_outcome
 from .stability import STABILITY_NUMBERS
@@ -87,8 +88,7 @@ def summarize_histories(
     for k, (run_id, path) in enumerate(zip(run_ids, paths)):
         row = {"run": run_id, **parse_run_id(run_id)}
         if archs is not None:
-            arch = archs[row["arch"]]
-            row.update(norm=arch["norm"], skip=arch["skip"], init=arch["init"])
+            row.update(arch_factors(archs[row["arch"]]))
         row.update(summarize_history(read_history(path)))
         if outcome_paths is not None:
             outcome = read_outcome(outcome_paths[k])

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from unetscape.atomic import atomic_path
-from unetscape.models.losses import dice_loss
-from unetscape.models.unet import build_model, save_checkpoint
+from unetscape.models.losses import check_loss, training_loss
+from unetscape.models.registry import build_model, check_output, model_kind
+from unetscape.models.unet import save_checkpoint
 from unetscape.seeding import derive_seed
 
 from .evaluation import evaluate, images_to_tensor, masks_to_tensor, predicted_masks
@@ -62,6 +63,7 @@ class TrainSettings:
     # measured 1.3-1.4x faster for the U-Net's small convolutions on 16-px images. Numbers
     # differ at rounding level, so this is a setting, recorded with the run.
     cpu_convolutions: str = "onednn"
+    loss: str = "dice"  # models.losses.LOSSES: what SGD minimises and every landscape measures
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
@@ -76,6 +78,7 @@ class TrainSettings:
         if not 0 <= self.collapse_variation < 1:
             raise ValueError(f"training.collapse_variation must be in [0, 1), got {self.collapse_variation!r}")
         self.plateau_rule  # checks the plateau settings
+        check_loss(self.loss)
 
     @property
     def plateau_rule(self) -> Plateau:
@@ -163,6 +166,8 @@ def train(
     order_gen = torch.Generator(device="cpu").manual_seed(seeds["order_seed"])
     noise_gen = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
     data = TrainingData.from_arrays(images, masks, heldout_images, heldout_masks, device)
+    if model_kind(settings.arch) != "unet":  # the built-in U-Net's shapes are checked with the config
+        check_output(model, data.x[:1], f"network {settings.arch}")
     plateau = settings.plateau_rule
     meta = {"run": run_id, "seed": settings.seed, **seeds, "settings": _plain(settings),
             "memory_format": str(TRAIN_MEMORY_FORMAT).removeprefix("torch.")}
@@ -255,6 +260,7 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
     native = device.type == "cpu" and settings.cpu_convolutions == "native"
     backend = (lambda: torch.backends.mkldnn.flags(enabled=False)) if native else contextlib.nullcontext
     rows = []
+    loss_fn = training_loss(settings.loss)
     model.train()
     order = torch.randperm(n, generator=order_gen).to(device)
     for b in range(math.ceil(n / settings.batch_size)):
@@ -263,7 +269,7 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
         if settings.noise > 0:
             xb = xb + settings.noise * torch.randn(xb.shape, generator=noise_gen, device=device)
         with backend():
-            loss = dice_loss(model(xb), data.y[idx])
+            loss = loss_fn(model(xb), data.y[idx])
         step += 1
         value = loss.item()
         finite = math.isfinite(value)
@@ -281,10 +287,11 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
 def evaluate_epoch(model, data: TrainingData, settings: TrainSettings, epoch: int, step: int) -> dict:
     """The history row of an epoch's end: whole-set metrics in eval mode, clean images."""
     model.eval()
-    metrics = evaluate(model, data.x, data.y, settings.eval_batch_size)
+    metrics = evaluate(model, data.x, data.y, settings.eval_batch_size, settings.loss)
     held = {}
     if data.heldout is not None:
-        held = {f"heldout_{k}": v for k, v in evaluate(model, *data.heldout, settings.eval_batch_size).items()}
+        held = {f"heldout_{k}": v for k, v in evaluate(model, *data.heldout, settings.eval_batch_size,
+                                                        settings.loss).items()}
     model.train()
     return {"kind": "epoch", "step": step, "epoch": epoch, **metrics, **held, "lr": settings.lr,
             "diverged": not math.isfinite(metrics["loss"])}

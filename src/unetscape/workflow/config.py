@@ -7,10 +7,12 @@ union of all studies' runs once.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
-from unetscape.models.unet import resolve_arch
+from unetscape.models.registry import ModelSpecError, resolve_model
+from unetscape.models.spec import model_kind
 
 
 class ConfigError(ValueError):
@@ -67,9 +69,45 @@ def find_run(config: dict, arch: str, optim: str, noise: str, seed: str) -> Run:
     raise ConfigError(f"run {wanted} is not part of any configured study (see config key 'studies')")
 
 
-def arch_spec(config: dict, arch: str) -> dict:
-    """Architecture dict of a named arch: config `model` defaults, then its own keys."""
-    return resolve_arch({**config.get("model", {}), **config["archs"][arch]})
+def arch_spec(config: dict, arch: str, channels: int | None = None) -> dict:
+    """Model spec of a named arch for the configured data (`channels`: the images' channels,
+    default `data_channels(config)`).
+
+    The built-in U-Net: config `model` defaults, then its own keys; a MONAI, smp or own-module
+    network: its own keys (see `unetscape.models.registry`).
+    """
+    own = config["archs"][arch]
+    channels = data_channels(config) if channels is None else channels
+    if model_kind(own) == "unet":
+        return resolve_model({**config.get("model", {}), **own}, channels)
+    try:
+        return resolve_model(own, channels)
+    except ModelSpecError as err:
+        raise ConfigError(f"config key archs.{arch}: {err}") from None
+
+
+def data_channels(config: dict) -> int:
+    """Image channels of the configured data set: 3 for synthetic data; for a folder source 1
+    when every image of its folders is stored as grayscale (read from the file headers), else 3."""
+    data = config["data"]
+    if data["source"] == "synthetic":
+        return 3
+    folders = tuple((data.get(f"{part}images_dir"), data.get(f"{part}masks_dir")) for part in ("", "heldout_"))
+    return _folder_channels(data["source"], data.get("mask_suffix") or "", folders)
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_channels(source: str, mask_suffix: str, folders: tuple) -> int:
+    # Cached: every job's params ask, and the answer reads every image's header.
+    from unetscape.data.folder import folders_channels
+    from unetscape.data.prepare import naming
+    from unetscape.data.store import DatasetError
+
+    try:
+        rule = naming({"source": source, "mask_suffix": mask_suffix})
+        return folders_channels([f for f in folders if None not in f], rule, strict=False)
+    except DatasetError as err:
+        raise ConfigError(f"config key data.images_dir: {err}") from None
 
 
 def train_settings(config: dict, run: Run) -> dict:
@@ -88,6 +126,7 @@ def train_settings(config: dict, run: Run) -> dict:
         },
         # optional (added after configs were written from the README): its documented default
         "collapse_variation": config["training"].get("collapse_variation", 0.1),
+        "loss": config["training"].get("loss", "dice"),
     }
 
 

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, all_runs, arch_spec, study_runs
+from .config import ConfigError, all_runs, arch_spec, data_channels, study_runs
 from .strict_yaml import YamlError, load_yaml_file
 
 # Grid axes [min, max, num] around the trained weights (at coordinate 0).
 AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "scale_invariance.x")
 INTERPOLATION = "landscape.interpolation.t"
-# Images always reach the model as RGB (data/store.py refuses anything else).
-IMAGE_CHANNELS = 3
 # Output names each study writes under results/figures/ ({study}{suffix}.png) and a figure
 # name of the workflow's own.
 STUDY_FIGURES = ("", "_landscape", "_interpolation", "_metrics")
@@ -60,6 +58,8 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     for name in config["archs"]:
         try:
             arch_spec(config, name)
+        except ConfigError:
+            raise
         except ValueError as err:
             raise ConfigError(f"config key archs.{name}: {err}") from None
     for study, spec in config["studies"].items():
@@ -80,10 +80,23 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     for run_id in config["scale_invariance"]["runs"]:
         if run_id not in runs:
             raise ConfigError(f"config key scale_invariance.runs: {run_id!r} is not a run of any study")
-    if config["data"]["source"] == "isic":
+        if "library" in config["archs"][run_id.split("/")[0]] or "module" in config["archs"][run_id.split("/")[0]]:
+            raise ConfigError(
+                f"config key scale_invariance.runs: {run_id!r} is not a built-in U-Net; the check rescales "
+                "the U-Net's conv -> batch norm blocks"
+            )
+    for name, spec in config.get("external", {}).items():
+        if spec["arch"] not in config["archs"]:
+            raise ConfigError(
+                f"config key external.{name}.arch: {spec['arch']!r} is not defined under 'archs' "
+                f"(defined: {', '.join(config['archs'])})"
+            )
+        if not Path(spec["checkpoint"]).is_file():
+            raise ConfigError(f"config key external.{name}.checkpoint: file {spec['checkpoint']} not found")
+    if config["data"]["source"] in ("isic", "folder"):
         for key in ("images_dir", "masks_dir"):
             if not config["data"].get(key):
-                raise ConfigError(f"config key data.{key}: required when data.source is 'isic'")
+                raise ConfigError(f"config key data.{key}: required when data.source is '{config['data']['source']}'")
     check_config(config)
 
 
@@ -266,14 +279,20 @@ def dataset_images(config: dict) -> tuple[int, int]:
 
         num, held = data.get("num_images"), data.get("heldout")
         return (SYNTHETIC_DEFAULTS["num_images"] if num is None else num), (held or 0)
-    return isic_images(data)
+    return folder_images(data)
 
 
-def isic_images(data: dict) -> tuple[int, int]:
-    """Count the ISIC images and pair them with their masks (folder listings, no decoding);
-    check the limit and split against them."""
+def folder_images(data: dict) -> tuple[int, int]:
+    """Count the images of a folder source (ISIC's too) from the folder listings, with every
+    image paired with its mask and every mask with its image, and check the limit and split
+    against them."""
+    count = count_folder(data, "images_dir", "masks_dir", data.get("num_images"))
     limit = data.get("num_images")
-    count = count_isic_folder(data, "images_dir", "masks_dir", limit)
+    if limit is not None and limit > count:
+        raise ConfigError(
+            f"config key data.num_images: {limit} images asked for, but data.images_dir "
+            f"({data['images_dir']}) holds {count}; use null for all of them"
+        )
     count = count if limit is None else limit
     folders = [key for key in ("heldout_images_dir", "heldout_masks_dir") if data.get(key) is not None]
     held = data.get("heldout") or 0
@@ -286,7 +305,7 @@ def isic_images(data: dict) -> tuple[int, int]:
                 f"config key data.heldout: {held}, but data.heldout_images_dir names the held-out folder; "
                 "set heldout to 0 (or drop the folders for a seeded split of data.images_dir)"
             )
-        return count, count_isic_folder(data, "heldout_images_dir", "heldout_masks_dir")
+        return count, count_folder(data, "heldout_images_dir", "heldout_masks_dir", None)
     if held >= count:
         raise ConfigError(
             f"config key data.heldout: a split of {held} held-out images from the {count} of data.images_dir "
@@ -295,32 +314,33 @@ def isic_images(data: dict) -> tuple[int, int]:
     return count - held, held
 
 
-def count_isic_folder(data: dict, images_key: str, masks_key: str, limit: int | None = None) -> int:
-    """The images of a pair of ISIC folders, each (of the first `limit`) paired with its mask
-    as the data job pairs them (`unetscape.data.isic.pair_files`): an image without its mask,
-    or a mask without its image, is refused here naming the file, not minutes later in the job."""
-    from unetscape.data.isic import IMAGE_NAME, find_files, pair_files
+def count_folder(data: dict, images_key: str, masks_key: str, limit: int | None) -> int:
+    """The images of one folder pair (all of them; the pairs of the first `limit` checked)."""
+    from unetscape.data.folder import find_pairs, paired_ids
+    from unetscape.data.prepare import naming
     from unetscape.data.store import DatasetError
 
     for key in (images_key, masks_key):
         if not Path(data[key]).is_dir():
             raise ConfigError(f"config key data.{key}: folder {data[key]} not found")
     try:
-        count = len(find_files(data[images_key], IMAGE_NAME, "images"))
+        rule = naming(data)
     except DatasetError as err:
-        raise ConfigError(f"config key data.{images_key}: {err}") from None
-    if count == 0:
-        raise ConfigError(f"config key data.{images_key}: no ISIC_<id>.jpg images in {data[images_key]}")
-    if limit is not None and limit > count:
-        raise ConfigError(
-            f"config key data.num_images: {limit} images asked for, but data.{images_key} "
-            f"({data[images_key]}) holds {count}; use null for all of them"
-        )
+        raise ConfigError(f"config key {err}") from None
     try:
-        pair_files(data[images_key], data[masks_key], limit)
-    except DatasetError as err:  # the masks folder does not match the images: named with the file
+        count = len(find_pairs(data[images_key], data[masks_key], rule)[0])
+    except DatasetError as err:
+        # A file without its partner, a second file for one id, or no images at all.
+        key = masks_key if "mask without an image" in str(err) or "share this folder" in str(err) else images_key
+        raise ConfigError(f"config key data.{key}: {err}") from None
+    if limit is not None and limit > count:
+        return count  # the caller names data.num_images
+    try:
+        paired_ids(data[images_key], data[masks_key], limit, rule)
+    except DatasetError as err:
         raise ConfigError(f"config key data.{masks_key}: {err}") from None
     return count
+
 
 
 def _arch_key(config: dict, arch: str, key: str) -> str:
@@ -331,14 +351,28 @@ def _arch_key(config: dict, arch: str, key: str) -> str:
 
 
 def check_models_fit_images(config: dict) -> None:
-    """Every arch takes RGB images of data.size: channels, and depth 2x poolings."""
+    """Every arch takes images of data.size with the data's channels: the built-in U-Net's
+    in_channels and its depth 2x poolings; a MONAI or smp network's library installed (its
+    output shape is checked when a job first builds it)."""
+    from unetscape.models.registry import ModelSpecError, import_library, model_kind
+
     size = config["data"]["size"]
+    channels = data_channels(config)
+    kind = "RGB" if channels == 3 else "grayscale"
     for arch in config["archs"]:
-        spec = arch_spec(config, arch)
-        if spec["in_channels"] != IMAGE_CHANNELS:
+        spec = arch_spec(config, arch, channels)
+        if model_kind(spec) == "library":
+            try:
+                import_library(spec["library"], load=False)
+            except ModelSpecError as err:
+                raise ConfigError(f"config key archs.{arch}.library: {err}") from None
+        if model_kind(spec) != "unet":
+            continue
+        if spec["in_channels"] != channels:
             raise ConfigError(
                 f"config key {_arch_key(config, arch, 'in_channels')}: arch {arch} takes "
-                f"{spec['in_channels']} input channels, but the images are RGB ({IMAGE_CHANNELS})"
+                f"{spec['in_channels']} input channels, but the images are {kind} ({channels}); "
+                "leave in_channels out to take it from the data"
             )
         depth = spec["depth"]
         if size % 2**depth:
