@@ -133,4 +133,4 @@ def test_own_data_module_loss_and_a_model_trained_elsewhere(tmp_path):
     assert {rule for rule, _ in jobs} - set(builders) <= {
         "all", "run_figures", "external_run_figures", "landscape_figure", "interpolation_figure", "explore_study",
         "training_figure", "training_table", "landscape_metrics", "metrics_figure", "findings", "generalisation",
-        "interpolate_seeds"}
+        "interpolate_seeds", "study_3d", "conditions_page", "findings_pages", "generalisation_page", "report_overview"}

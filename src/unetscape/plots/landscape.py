@@ -358,16 +358,20 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
     last panel shows their difference (second minus first)."""
     from .style import arch_label
 
+    from unetscape.models.spec import arch_factors
+
     archs = study["archs"]
-    for run in runs:
-        run["norm"], run["skip"] = archs[run["arch"]]["norm"], archs[run["arch"]]["skip"]
+    for run in runs:  # "n/a" for networks other than the built-in U-Net
+        factors = arch_factors(archs[run["arch"]])
+        run["norm"], run["skip"] = factors["norm"], factors["skip"]
     factor = compared_factor(study, runs)
     # comparing skips, the rows are the normalisation; otherwise the architecture is shared by a row
     shared = ["norm" if factor == "skip" else "arch"] + [f for f in ("optimizer", "noise", "seed") if f != factor]
     shared = [f for f in shared if f in ("arch", "norm") or len({r[f] for r in runs}) > 1]
     words = {
         "arch": lambda r: arch_label(r["arch"], archs[r["arch"]]),
-        "norm": lambda r: "U-Nets with batch norm" if r["norm"] == "batch" else "U-Nets without normalisation",
+        "norm": lambda r: {"batch": "U-Nets with batch norm", "none": "U-Nets without normalisation"}.get(
+            r["norm"], "networks other than the built-in U-Net"),
         "optimizer": lambda r: r["optimizer"],
         "noise": lambda r: f"noise {r['noise']:g}",
         "seed": lambda r: f"seed {r['seed']}",

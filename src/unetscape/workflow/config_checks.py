@@ -330,8 +330,12 @@ def count_folder(data: dict, images_key: str, masks_key: str, limit: int | None)
     try:
         count = len(find_pairs(data[images_key], data[masks_key], rule)[0])
     except DatasetError as err:
-        # A file without its partner, a second file for one id, or no images at all.
-        key = masks_key if "mask without an image" in str(err) or "share this folder" in str(err) else images_key
+        # A file without its partner, a second file for one id, or no images at all: the key of
+        # the folder the named file lies in.
+        named = Path(str(err).split(": ")[0])
+        in_masks = named.parent == Path(data[masks_key]) and Path(data[masks_key]) != Path(data[images_key])
+        key = masks_key if in_masks or "mask without an image" in str(err) or "share this folder" in str(err) \
+            else images_key
         raise ConfigError(f"config key data.{key}: {err}") from None
     if limit is not None and limit > count:
         return count  # the caller names data.num_images
