@@ -9,7 +9,7 @@ import pytest
 from unetscape.plots import landscape, training
 from unetscape.plots.style import MAX_COLUMNS, MAX_WIDTH, seed_style
 
-PLAIN = {"norm": "none", "skip": "concat", "depth": 2, "base_width": 4}
+PLAIN = {"norm": "none", "skip": "concat", "init": "kaiming_normal", "depth": 2, "base_width": 4}
 ARCHS = {
     "simple": PLAIN,
     "simple_add": {**PLAIN, "skip": "add"},
@@ -165,3 +165,26 @@ def test_training_figure_styles_seeds_and_colours_conditions(name, drawn, tmp_pa
         assert len(colours) == len(optimisers), "two optimisers share a colour"
     columns = {round(ax.get_position().x0, 3) for ax in fig.get_axes() if ax.axison}
     assert len(columns) <= 3
+
+
+def test_generalisation_figures_name_every_measure_in_words(drawn, monkeypatch):
+    from unetscape.analysis.generalisation import MEASURES, generalisation
+    from unetscape.plots import generalisation as generalisation_plots
+
+    monkeypatch.setattr(generalisation_plots, "save_figure", lambda fig, *paths: (fig.canvas.draw(), drawn.append(fig)))
+    rng = np.random.default_rng(0)
+    rows = []
+    for run in study("noise")["runs"]:
+        arch, optimizer, noise, seed = run.split("/")
+        rows.append({"arch": arch, "optimizer": optimizer, "noise": float(noise[5:]), "norm": ARCHS[arch]["norm"],
+                     "skip": ARCHS[arch]["skip"], "outcome": "finished", "final_heldout_dice": rng.uniform(0.5, 0.9),
+                     "gap_loss": rng.uniform(0, 0.1), **{m: rng.uniform(0, 1) for m in MEASURES}})
+    runs = pd.DataFrame(rows)
+    table = generalisation(runs, {"level": 0.95, "bootstrap": 50, "seed": 0, "alpha": 0.05})
+    generalisation_plots.plot_ranking(table, "unused.png")
+    generalisation_plots.plot_measure(runs, table, "relative_lambda_max", "unused.png")
+    ranking, measure = drawn
+    labels = [t.get_text() for t in ranking.axes[0].get_yticklabels()]
+    assert sorted(labels) == sorted(generalisation_plots.measure_words(m) for m in MEASURES)
+    assert all(MEASURES[m][0] in generalisation_plots.measure_words(m) for m in MEASURES)
+    assert "scale-normalised Hessian" in measure.axes[0].get_xlabel().replace("\n", " ")

@@ -27,8 +27,10 @@ MEANS = {"sharper": "larger = sharper minimum", "flatter": "larger = flatter min
 
 def measure_words(measure: str) -> str:
     """A measure's axis label in words, e.g. 'largest Hessian eigenvalue (larger = sharper minimum)'."""
-    text, kind = MEASURES.get(measure, (measure, ""))
-    return f"{text} ({MEANS.get(kind, kind)})" if kind else text
+    if measure not in MEASURES:
+        return measure
+    text, kind, _invariant = MEASURES[measure]
+    return f"{text} ({MEANS.get(kind, kind)})"
 
 
 def tau_summary(row: pd.Series, table: pd.DataFrame) -> str:
