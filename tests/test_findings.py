@@ -17,6 +17,7 @@ from unetscape.analysis.findings import (
     holm,
     part_verdict,
     seeds_for_power,
+    welch_df,
     welch_tost,
 )
 
@@ -127,8 +128,13 @@ def test_an_undecided_comparison_says_how_many_seeds_would_decide_it():
     assert set(rough["decision"]) == {"inconclusive"}
     for _, row in rough.iterrows():
         g = row["standardised_effect"]
-        expected = seeds_for_power(g, row["alpha_family"], 0.8)
+        optimizer = row["within"].split("=")[1]
+        a, b = (table.loc[(table["optimizer"] == optimizer) & (table["norm"] == norm), "roughness"]
+                for norm in ("none", "batch"))
+        expected = seeds_for_power(g, row["alpha_family"], 0.8, (a.var(ddof=1), b.var(ddof=1)))
         assert row["seeds_needed"] == expected and row["seeds_needed"] > 3
+        # Welch's degrees of freedom are at most the pooled test's: never fewer seeds than it says
+        assert row["seeds_needed"] >= seeds_for_power(g, row["alpha_family"], 0.8)
         assert row["seeds_needed_margin"] >= 2
     claims = claims_table(findings)
     smooth = claims[(claims["claim"] == "batchnorm") & (claims["part"] == "smoother")].iloc[0]
@@ -170,6 +176,31 @@ def test_power_against_the_textbook_value_and_a_simulation():
     assert 0.76 < hits / 2000 < 0.84
     # fewer seeds at a stricter alpha is impossible
     assert seeds_for_power(0.8, 0.005, 0.8) > 26
+
+
+def test_power_of_welchs_test_follows_its_degrees_of_freedom():
+    # hand-worked: n = 3, variances 1 and 4: 2 * 25 / 17 = 2.94 degrees of freedom, not 4
+    assert welch_df(3, 1.0, 4.0) == pytest.approx(50 / 17)
+    assert welch_df(3, 2.0, 2.0) == 4 and welch_df(3, 0.0, 2.0) == 2
+    # equal spreads: Welch's degrees of freedom are the pooled test's, and so is the plan
+    assert seeds_for_power(0.8, 0.05, 0.8, (1.0, 1.0)) == 26
+    # spreads 0.005 and 0.013 (ratio of variances 7.5) and a huge effect at a strict alpha: the
+    # pooled test's 2n - 2 degrees of freedom say 3 runs suffice, Welch's about 2.5 say more
+    sd_a, sd_b, alpha = 0.0047, 0.013, 0.0025
+    g = 0.08 / math.sqrt((sd_a**2 + sd_b**2) / 2) * (1 - 3 / (4 * 6 - 9))  # Hedges' g of 3 + 3 runs
+    assert seeds_for_power(g, alpha, 0.8) == 3
+    n = seeds_for_power(g, alpha, 0.8, (sd_a**2, sd_b**2))
+    assert n > 3
+    # a simulation of Welch's test agrees: below 80% power at 3 runs, at least 80% at n
+    rng = np.random.default_rng(1)
+
+    def simulated_power(k, trials=4000):
+        a = rng.normal(0.21, sd_a, (trials, k))
+        b = rng.normal(0.29, sd_b, (trials, k))
+        return (scipy.stats.ttest_ind(b, a, axis=1, equal_var=False).pvalue < alpha).mean()
+
+    assert simulated_power(3) < 0.75
+    assert simulated_power(int(n)) > 0.78
 
 
 def test_unfinished_runs_are_left_out_of_landscape_numbers_and_too_few_runs_are_said():

@@ -31,10 +31,11 @@ Each comparison ends in one of:
     too few runs             a group has fewer than `min_runs` runs with a value
 
 Tests. Means: Welch's t-test (two-sided); equivalence by two one-sided Welch tests (TOST,
-statsmodels `ttost_ind`) against +-delta; power from the noncentral t of the two-sample t-test
-(statsmodels `TTestIndPower`, equal group sizes, the pooled-variance test's power as the
-approximation to Welch's) with the standardised effect (Hedges' g, or delta over the pooled
-standard deviation). Rates of unstable or diverged runs: Fisher's exact test, TOST for two
+statsmodels `ttost_ind`) against +-delta; power from the noncentral t of Welch's test at equal
+group sizes (statsmodels `TTestIndPower` with the Welch-Satterthwaite degrees of freedom that
+the observed variances give at that n: with very unequal spreads Welch's test has far fewer
+than 2n - 2) and the standardised effect (Hedges' g, or delta over the pooled standard
+deviation). Rates of unstable or diverged runs: Fisher's exact test, TOST for two
 independent proportions (statsmodels `tost_proportions_2indep`, Agresti-Caffo), a Newcombe
 interval of the difference, power from Cohen's h (statsmodels
 `NormalIndPower`). Trends: Kendall's tau-b over every run and level; its equivalence test and
@@ -254,14 +255,16 @@ def welch_tost(a: np.ndarray, b: np.ndarray, margin: float) -> float:
     return float(p_value)
 
 
-def _runs_per_group(analysis, effect_size: float, alpha: float, power: float) -> float:
+def _runs_per_group(analysis, effect_size: float, alpha: float, power: float, df=None) -> float:
     """The smallest whole n per group (>= 2) at which `analysis` (a statsmodels power class)
     reaches `power`: doubling, then bisection on its power function (power grows with n;
-    statsmodels' own root finder fails for large effects at strict alphas). Where the noncentral
-    t's power is not computable (NaN, at large n), the normal approximation's is used, which is
-    accurate there. MAX_SEEDS if not even that many do."""
+    statsmodels' own root finder fails for large effects at strict alphas). `df(n)`: the test's
+    degrees of freedom at n per group (None: the class's own). Where the noncentral t's power is
+    not computable (NaN, at large n), the normal approximation's is used, which is accurate
+    there. MAX_SEEDS if not even that many do."""
     def enough(n: int) -> bool:
-        value = float(analysis.power(effect_size=effect_size, nobs1=n, alpha=alpha, ratio=1.0))
+        extra = {} if df is None else {"df": df(n)}
+        value = float(analysis.power(effect_size=effect_size, nobs1=n, alpha=alpha, ratio=1.0, **extra))
         if math.isnan(value):
             value = float(NormalIndPower().power(effect_size=effect_size, nobs1=n, alpha=alpha, ratio=1.0))
         return value >= power
@@ -280,15 +283,27 @@ def _runs_per_group(analysis, effect_size: float, alpha: float, power: float) ->
     return float(high)
 
 
-def seeds_for_power(effect_size: float, alpha: float, power: float) -> float:
-    """Runs per group for the two-sample t-test to detect a standardised effect `effect_size`
+def welch_df(n: int, var_a: float, var_b: float) -> float:
+    """Welch-Satterthwaite degrees of freedom of two groups of n runs with variances var_a and
+    var_b: (n - 1)(var_a + var_b)^2 / (var_a^2 + var_b^2), from 2n - 2 (equal spreads) down to
+    n - 1 (one group without spread)."""
+    return (n - 1) * (var_a + var_b) ** 2 / (var_a**2 + var_b**2)
+
+
+def seeds_for_power(effect_size: float, alpha: float, power: float, variances: tuple | None = None) -> float:
+    """Runs per group for a two-sample t-test to detect a standardised effect `effect_size`
     with `power` at two-sided level `alpha` (noncentral t, statsmodels `TTestIndPower`), rounded
-    up; inf for an effect of 0, NaN where undefined, capped at MAX_SEEDS."""
+    up; inf for an effect of 0, NaN where undefined, capped at MAX_SEEDS. `variances` (var_a,
+    var_b): Welch's test, whose degrees of freedom at n follow from them (`welch_df`); None: the
+    pooled-variance test (2n - 2)."""
     if not math.isfinite(effect_size):
         return math.nan
     if abs(effect_size) < 1e-12:
         return math.inf
-    return _runs_per_group(TTestIndPower(), abs(effect_size), alpha, power)
+    df = None
+    if variances is not None and all(math.isfinite(v) for v in variances) and sum(variances) > 0:
+        df = lambda n: welch_df(n, *variances)  # noqa: E731
+    return _runs_per_group(TTestIndPower(), abs(effect_size), alpha, power, df)
 
 
 def seeds_for_rates(p_a: float, p_b: float, alpha: float, power: float) -> float:
@@ -328,9 +343,10 @@ def _means(a, b, metric: str, settings: dict) -> dict:
     out["equivalence_margin"] = margin = equivalence_margin(metric, out["mean_a"], settings["equivalence"])
     out["p_equivalence"] = welch_tost(a, b, margin)
     pooled = _pooled_sd(a, b)
+    spreads = (a.var(ddof=1), b.var(ddof=1)) if min(len(a), len(b)) >= 2 else None
     out["_power"] = lambda alpha: (
-        seeds_for_power(out["standardised_effect"], alpha, settings["power"]),
-        seeds_for_power(margin / pooled if pooled > 0 else math.nan, alpha, settings["power"]),
+        seeds_for_power(out["standardised_effect"], alpha, settings["power"], spreads),
+        seeds_for_power(margin / pooled if pooled > 0 else math.nan, alpha, settings["power"], spreads),
     )
     return out
 
