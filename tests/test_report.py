@@ -81,6 +81,12 @@ def test_front_page_opens_at_its_heading(browser, smoke_report):
     # the claims are a table on the front page
     claims = browser.evaluate("[...document.querySelectorAll('div.prose table')].map(t => t.innerText).join(' ')")
     assert "Batch norm gives normal behaviour" in claims
+    # every table keeps to the text's column, clear of the rule graph beside it
+    edges = browser.evaluate(
+        "(() => { const p = document.querySelector('div.prose'); const right = p.getBoundingClientRect().right;"
+        " return [...p.querySelectorAll('table')].map(t => [t.getBoundingClientRect().right, right]); })()"
+    )
+    assert edges and all(table <= column + 1 for table, column in edges), edges
 
 
 def test_3d_view_draws_inside_the_report(browser, smoke_report):

@@ -1,6 +1,7 @@
 """The report's pages: tables on the page, the front page's fragments, 3-D pages under the limit."""
 
 import json
+import math
 import re
 from html.parser import HTMLParser
 
@@ -108,6 +109,35 @@ def test_front_page_claims_table_has_a_row_per_part_with_effect_interval_and_n()
     smooth = next(line for line in text.splitlines() if line.startswith("     - roughness"))
     assert re.search(r"roughness \(optimizer=sgd\): -0\.\d+ \[-0\.\d+, -0\.\d+\]", smooth), smooth
     assert "A claim is contradicted when any of its parts is" in text
+
+
+def test_front_page_plan_says_what_these_runs_decide_and_what_the_rest_needs():
+    def part(claim, text, verdict, needed=math.nan, margin=math.nan, n=5):
+        return {"claim": claim, "claim_text": claim.title(), "claim_verdict": "partly supported", "part": text,
+                "part_text": text, "part_verdict": verdict, "metric": "roughness", "within": "arch=simple",
+                "n_a": n, "n_b": n, "effect": -0.5, "effect_ci_low": -0.9, "effect_ci_high": -0.1,
+                "seeds_needed": needed, "seeds_needed_margin": margin}
+
+    claims = pd.DataFrame([
+        part("batch norm", "smoother", "supported"),
+        part("batch norm", "more convex", "inconclusive at this n", 35, 13),
+        part("momentum", "rougher", "inconclusive at this n", math.inf, 20000, n=3),
+        part("momentum", "sharper", "inconclusive at this n", 9, 75, n=3),
+        {**part("noise", "rougher", "not tested"), "metric": math.nan, "n_a": math.nan, "n_b": math.nan},
+    ])
+    text = report_pages.claims_rst(claims)
+    plan = text[text.index("**Plan.**"):]
+    assert plan.startswith("**Plan.** With 3–5 seeds per condition these runs decide 1 of 4 parts "
+                           "(Batch Norm – smoother: supported).")
+    # fewest seeds first; no effect and beyond the cap said in words
+    assert plan.index("Momentum – sharper: 9 for the observed effect, 75") < plan.index("Batch Norm – more convex: 35")
+    assert plan.index("Batch Norm – more convex: 35") < plan.index(
+        "Momentum – rougher: more than 10,000 for the observed effect, more than 10,000 for the smallest")
+    assert "noise" not in plan.lower()  # a part without runs is no part to plan
+    # the table's seeds column: observed / delta, only where undecided
+    rows = [line for line in text.splitlines() if line.startswith("     - ")]
+    assert "     - 35 / 13" in rows and "     - 9 / 75" in rows
+    assert rows[rows.index("     - smoother") + 4] == "     - –"
 
 
 def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):

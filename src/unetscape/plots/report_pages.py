@@ -318,15 +318,48 @@ def _seeds(value) -> str:
     return "more than 10,000" if math.isinf(value) or value >= 10_000 else str(int(value))
 
 
+DECIDED = ("supported", "partly supported", "contradicted", "no effect")
+UNDECIDED = ("inconclusive at this n", "too few runs")
+
+
+def _part_name(row: pd.Series) -> str:
+    return f"{row['claim_text']} – {row['part_text']}"
+
+
+def claims_plan(claims: pd.DataFrame) -> str:
+    """The front page's plan: which parts these runs decide, and for each undecided part how many
+    seeds per condition would decide it (observed effect, and the smallest effect of interest),
+    fewest first, beside the seeds per condition used here."""
+    tested = claims[claims["part_verdict"].isin(DECIDED + UNDECIDED)]
+    if tested.empty:
+        return "**Plan.** No part of any claim could be tested with these runs."
+    decided = tested[tested["part_verdict"].isin(DECIDED)]
+    undecided = tested[tested["part_verdict"].isin(UNDECIDED)].copy()
+    used = sorted({int(v) for v in pd.concat([tested["n_a"], tested["n_b"]]).dropna()})
+    used_text = f"{used[0]}–{used[-1]}" if len(used) > 1 else (str(used[0]) if used else "–")
+    text = [f"**Plan.** With {used_text} seeds per condition these runs decide {len(decided)} of {len(tested)} parts"]
+    if len(decided):
+        text[0] += " (" + "; ".join(f"{_part_name(r)}: {r['part_verdict']}" for _, r in decided.iterrows()) + ")"
+    text[0] += "."
+    if len(undecided):
+        undecided["_order"] = undecided["seeds_needed"].fillna(math.inf)
+        items = [f"{_part_name(r)}: {_seeds(r['seeds_needed'])} for the observed effect, "
+                 f"{_seeds(r['seeds_needed_margin'])} for the smallest effect of interest"
+                 for _, r in undecided.sort_values("_order", kind="stable").iterrows()]
+        text.append("To decide the others, train this many seeds per condition (80% power at the claim's Holm "
+                    "threshold; raise ``seeds`` of the claim's study, e.g. on the cluster): " + "; ".join(items) + ".")
+    return " ".join(text)
+
+
 def claims_rst(claims: pd.DataFrame) -> str:
     """The poster's claims as one table: each claim with its verdict, then a row per part with the
     part's verdict, its headline comparison (difference with its interval, n per group) and, where
-    undecided, the seeds per condition that would decide it; the rule below the table."""
+    undecided, the seeds per condition that would decide it; the rule and the plan below the table."""
     from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
 
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 24 30 14 20 5 7", "",
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 22 28 14 22 6 8", "",
              "   * - Claim", "     - Part", "     - Verdict", "     - Headline comparison: difference [interval]",
-             "     - n", "     - Seeds to decide"]
+             "     - n", "     - Seeds to decide: observed / delta"]
     for _, claim in claims.groupby("claim", sort=False):
         for k, (_, row) in enumerate(claim.iterrows()):
             name = f"**{row['claim_text']}**: *{row['claim_verdict']}*" if k == 0 else ""
@@ -335,13 +368,16 @@ def claims_rst(claims: pd.DataFrame) -> str:
                 text, _ = cell(row, ["effect", "effect_ci_low", "effect_ci_high"])
                 effect = f"{row['metric']} ({row['within'] or 'all runs'}): {text}"
                 n = f"{number(row['n_a'])} + {number(row['n_b'])}"
-                if row["part_verdict"] in ("inconclusive at this n", "too few runs"):
-                    seeds = _seeds(row["seeds_needed"])
+                if row["part_verdict"] in UNDECIDED:
+                    seeds = f"{_seeds(row['seeds_needed'])} / {_seeds(row['seeds_needed_margin'])}"
             lines += [f"   * - {name}", f"     - {row['part_text']}", f"     - {row['part_verdict']}",
                       f"     - {effect}", f"     - {n}", f"     - {seeds}"]
     lines += ["", PART_RULE + " " + CLAIM_RULE + " Difference = the group with the factor (batch norm, momentum, "
-              "the highest noise, skips) minus the one without; n = runs per group; seeds to decide = runs per "
-              "condition for 80% power to detect the observed effect at the claim's Holm threshold.", ""]
+              "the highest noise, skips) minus the one without, with its bootstrap interval (``metrics.level``, "
+              "not adjusted for the multiple comparisons: it can exclude 0 where the Holm-adjusted test does not "
+              "decide); n = runs per group; seeds to decide = runs per condition for 80% power to detect the "
+              "observed effect / an effect of delta (the smallest effect of interest) at the claim's Holm "
+              "threshold.", "", claims_plan(claims), ""]
     return "\n".join(lines)
 
 
