@@ -326,29 +326,37 @@ def _part_name(row: pd.Series) -> str:
     return f"{row['claim_text']} – {row['part_text']}"
 
 
-def claims_plan(claims: pd.DataFrame) -> str:
-    """The front page's plan: which parts these runs decide, and for each undecided part how many
-    seeds per condition would decide it (observed effect, and the smallest effect of interest),
-    fewest first, beside the seeds per condition used here."""
+def _breakable(name: str) -> str:
+    """An identifier such as relative_nonconvexity (optimizer=sgd) that a narrow table column may
+    break after its underscores and equals signs (zero-width spaces), not inside words."""
+    return name.replace("_", "_\u200b").replace("=", "=\u200b")
+
+
+def claims_plan(claims: pd.DataFrame) -> list[str]:
+    """The front page's plan, as reStructuredText lines: which parts these runs decide, and for
+    each undecided part how many seeds per condition would decide it (observed effect / the
+    smallest effect of interest), fewest first, beside the seeds per condition used here."""
     tested = claims[claims["part_verdict"].isin(DECIDED + UNDECIDED)]
     if tested.empty:
-        return "**Plan.** No part of any claim could be tested with these runs."
+        return ["**Plan.** No part of any claim could be tested with these runs.", ""]
     decided = tested[tested["part_verdict"].isin(DECIDED)]
     undecided = tested[tested["part_verdict"].isin(UNDECIDED)].copy()
     used = sorted({int(v) for v in pd.concat([tested["n_a"], tested["n_b"]]).dropna()})
     used_text = f"{used[0]}–{used[-1]}" if len(used) > 1 else (str(used[0]) if used else "–")
-    text = [f"**Plan.** With {used_text} seeds per condition these runs decide {len(decided)} of {len(tested)} parts"]
-    if len(decided):
-        text[0] += " (" + "; ".join(f"{_part_name(r)}: {r['part_verdict']}" for _, r in decided.iterrows()) + ")"
-    text[0] += "."
+    head = f"**Plan.** With {used_text} seeds per condition these runs decide {len(decided)} of {len(tested)} parts"
+    head += (": " + "; ".join(f"*{r['claim_text']}*: {r['part_text']} ({r['part_verdict']})"
+                             for _, r in decided.iterrows()) + ".") if len(decided) else "."
+    lines = [head, ""]
     if len(undecided):
+        lines += ["To decide the others, train this many seeds per condition (80% power at the claim's Holm "
+                  "threshold, for the observed effect / for the smallest effect of interest; raise ``seeds`` of "
+                  "the claim's study, on the cluster where it is many):", ""]
         undecided["_order"] = undecided["seeds_needed"].fillna(math.inf)
-        items = [f"{_part_name(r)}: {_seeds(r['seeds_needed'])} for the observed effect, "
-                 f"{_seeds(r['seeds_needed_margin'])} for the smallest effect of interest"
-                 for _, r in undecided.sort_values("_order", kind="stable").iterrows()]
-        text.append("To decide the others, train this many seeds per condition (80% power at the claim's Holm "
-                    "threshold; raise ``seeds`` of the claim's study, e.g. on the cluster): " + "; ".join(items) + ".")
-    return " ".join(text)
+        for _, r in undecided.sort_values("_order", kind="stable").iterrows():
+            lines.append(f"- {_seeds(r['seeds_needed'])} / {_seeds(r['seeds_needed_margin'])}: "
+                         f"*{r['claim_text']}*: {r['part_text']}")
+        lines.append("")
+    return lines
 
 
 def claims_rst(claims: pd.DataFrame) -> str:
@@ -357,17 +365,17 @@ def claims_rst(claims: pd.DataFrame) -> str:
     undecided, the seeds per condition that would decide it; the rule and the plan below the table."""
     from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
 
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 22 28 14 22 6 8", "",
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 20 24 15 24 7 10", "",
              "   * - Claim", "     - Part", "     - Verdict", "     - Headline comparison: difference [interval]",
-             "     - n", "     - Seeds to decide: observed / delta"]
+             "     - n", "     - Seeds needed"]
     for _, claim in claims.groupby("claim", sort=False):
         for k, (_, row) in enumerate(claim.iterrows()):
             name = f"**{row['claim_text']}**: *{row['claim_verdict']}*" if k == 0 else ""
             effect = n = seeds = "–"
             if isinstance(row.get("metric"), str):
                 text, _ = cell(row, ["effect", "effect_ci_low", "effect_ci_high"])
-                effect = f"{row['metric']} ({row['within'] or 'all runs'}): {text}"
-                n = f"{number(row['n_a'])} + {number(row['n_b'])}"
+                effect = _breakable(f"{row['metric']} ({row['within'] or 'all runs'})") + f": {text}"
+                n = f"{number(row['n_a'])}+{number(row['n_b'])}"
                 if row["part_verdict"] in UNDECIDED:
                     seeds = f"{_seeds(row['seeds_needed'])} / {_seeds(row['seeds_needed_margin'])}"
             lines += [f"   * - {name}", f"     - {row['part_text']}", f"     - {row['part_verdict']}",
@@ -375,9 +383,9 @@ def claims_rst(claims: pd.DataFrame) -> str:
     lines += ["", PART_RULE + " " + CLAIM_RULE + " Difference = the group with the factor (batch norm, momentum, "
               "the highest noise, skips) minus the one without, with its bootstrap interval (``metrics.level``, "
               "not adjusted for the multiple comparisons: it can exclude 0 where the Holm-adjusted test does not "
-              "decide); n = runs per group; seeds to decide = runs per condition for 80% power to detect the "
+              "decide); n = runs per group; seeds needed = runs per condition for 80% power to detect the "
               "observed effect / an effect of delta (the smallest effect of interest) at the claim's Holm "
-              "threshold.", "", claims_plan(claims), ""]
+              "threshold, where the part is undecided.", "", *claims_plan(claims)]
     return "\n".join(lines)
 
 
