@@ -365,7 +365,7 @@ def claims_rst(claims: pd.DataFrame) -> str:
     undecided, the seeds per condition that would decide it; the rule and the plan below the table."""
     from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
 
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 20 24 15 24 7 10", "",
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 18 24 8 10", "",
              "   * - Claim", "     - Part", "     - Verdict", "     - Headline comparison: difference [interval]",
              "     - n", "     - Seeds needed"]
     for _, claim in claims.groupby("claim", sort=False):
