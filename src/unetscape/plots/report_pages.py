@@ -365,9 +365,9 @@ def claims_rst(claims: pd.DataFrame) -> str:
     undecided, the seeds per condition that would decide it; the rule and the plan below the table."""
     from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
 
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 18 24 8 10", "",
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 18 24 7 11", "",
              "   * - Claim", "     - Part", "     - Verdict", "     - Headline comparison: difference [interval]",
-             "     - n", "     - Seeds needed"]
+             "     - n", "     - Seeds"]
     for _, claim in claims.groupby("claim", sort=False):
         for k, (_, row) in enumerate(claim.iterrows()):
             name = f"**{row['claim_text']}**: *{row['claim_verdict']}*" if k == 0 else ""
@@ -383,7 +383,7 @@ def claims_rst(claims: pd.DataFrame) -> str:
     lines += ["", PART_RULE + " " + CLAIM_RULE + " Difference = the group with the factor (batch norm, momentum, "
               "the highest noise, skips) minus the one without, with its bootstrap interval (``metrics.level``, "
               "not adjusted for the multiple comparisons: it can exclude 0 where the Holm-adjusted test does not "
-              "decide); n = runs per group; seeds needed = runs per condition for 80% power to detect the "
+              "decide); n = runs per group; seeds = runs per condition needed for 80% power to detect the "
               "observed effect / an effect of delta (the smallest effect of interest) at the claim's Holm "
               "threshold, where the part is undecided.", "", *claims_plan(claims)]
     return "\n".join(lines)
