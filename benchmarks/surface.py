@@ -42,7 +42,8 @@ from unetscape.landscape import SurfaceGrid, make_directions
 from unetscape.landscape.reference import ReferenceEvaluator
 from unetscape.landscape.surface import SurfaceEvaluator
 from unetscape.models.losses import dice_loss
-from unetscape.models.unet import build_model, load_checkpoint
+from unetscape.models.checkpoints import load_checkpoint
+from unetscape.models.unet import build_model
 from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.workflow.config import arch_spec
 

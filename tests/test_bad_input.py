@@ -29,7 +29,8 @@ from PIL import Image
 from workflow_helpers import REPO, copy_workflow, load_smoke, snakemake, write_config
 
 from unetscape.data import DatasetError, load_dataset, load_isic
-from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.unet import build_model
 from unetscape.workflow.config import ConfigError, all_runs, format_noise
 from unetscape.workflow.config_checks import validate_config
 from unetscape.workflow.rule_entry import run_rule

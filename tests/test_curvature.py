@@ -11,21 +11,12 @@ from torch import nn
 from torch.func import functional_call
 
 from unetscape.jobs.run_measures import hessian as hessian_job
-from unetscape.measures.curvature import (
-    ORDERS,
-    LossHessian,
-    curvature_summary,
-    eigenvalue_density,
-    hutchinson_samples,
-    hutchinson_trace,
-    lambda_min,
-    lanczos_extremes,
-    nonconvexity,
-    resolve_curvature_settings,
-    top_eigenvalues,
-    trace_estimate,
-)
-from unetscape.models.unet import build_model, save_checkpoint
+from unetscape.measures.curvature import curvature_summary, resolve_curvature_settings
+from unetscape.measures.hessian import LossHessian
+from unetscape.measures.lanczos import ORDERS, lambda_min, lanczos_extremes, nonconvexity, top_eigenvalues
+from unetscape.measures.spectral import eigenvalue_density, hutchinson_samples, hutchinson_trace, trace_estimate
+from unetscape.models.checkpoints import save_checkpoint
+from unetscape.models.unet import build_model
 
 # torch.func's forward-mode AD (the dense reference Hessian) warns from inside torch.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -15,7 +15,7 @@ from unetscape.jobs.run_measures import curvature_and_flatness, training_path
 from unetscape.landscape.directions import load_directions
 from unetscape.landscape.surface_io import read_surface
 from unetscape.models.registry import build_model, resolve_model
-from unetscape.models.unet import CheckpointError, read_checkpoint
+from unetscape.models.checkpoints import CheckpointError, read_checkpoint
 
 SPEC = resolve_model({"depth": 1, "base_width": 4, "norm": "batch"})
 EVALUATION = {"subset": None, "heldout_subset": None, "seed": 0, "batch_size": 4, "noise": "train",

@@ -16,7 +16,8 @@ from test_curvature import tiny, tiny_problem, whole_set_loss_of_flat_parameters
 from torch import nn
 
 from unetscape.landscape.rescale import relu_pairs, rescale_bn_inputs, rescale_relu_pair
-from unetscape.measures.curvature import LossHessian, RelativeHessian, curvature_summary
+from unetscape.measures.curvature import curvature_summary
+from unetscape.measures.hessian import LossHessian, RelativeHessian
 from unetscape.models.unet import build_model
 from unetscape.training.evaluation import evaluate
 

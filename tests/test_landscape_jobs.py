@@ -14,7 +14,7 @@ from unetscape.jobs.run_measures import hessian, training_path, trajectory
 from unetscape.jobs.scale_invariance import scale_invariance
 from unetscape.jobs.surface import surface_chunk
 from unetscape.landscape.surface_io import merge_chunk_files, read_surface
-from unetscape.models.unet import load_checkpoint, read_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint
 from unetscape.training.train import TrainSettings, train
 
 EVALUATION = {"subset": 6, "seed": 0, "batch_size": 4, "noise": "train", "bn": "checkpoint", "precision": "float32",

@@ -23,7 +23,7 @@ from unetscape.landscape.directions import load_directions
 from unetscape.landscape.surface_io import read_surface
 from unetscape.models import registry
 from unetscape.models.registry import ModelSpecError, build_model, resolve_model
-from unetscape.models.unet import load_checkpoint, read_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint
 from unetscape.training.outcomes import read_outcome
 from unetscape.training.train import TrainSettings, train
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, resolve_arch, save_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.unet import build_model, resolve_arch
 
 
 @pytest.mark.parametrize("norm,skip", list(itertools.product(["none", "batch"], ["concat", "add", "none"])))

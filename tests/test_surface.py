@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from unetscape.landscape import SurfaceEvaluator, SurfaceGrid, evaluation_set, make_directions
-from unetscape.models.unet import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.unet import build_model
 from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 
 

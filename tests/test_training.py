@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from unetscape.models.unet import read_checkpoint
+from unetscape.models.checkpoints import read_checkpoint
 from unetscape.training.train import TrainSettings, train
 
 

@@ -11,10 +11,11 @@ from model_helpers import loss_by_definition, with_random_batch_norm
 from test_training import blob_data
 
 from unetscape.landscape.interpolation import interpolation_curve
-from unetscape.measures.curvature import LossHessian
+from unetscape.measures.hessian import LossHessian
 from unetscape.measures.flatness import ModelLoss
 from unetscape.models.losses import loss_per_image
-from unetscape.models.unet import build_model, read_checkpoint
+from unetscape.models.checkpoints import read_checkpoint
+from unetscape.models.unet import build_model
 from unetscape.training.evaluation import evaluate, images_to_tensor, masks_to_tensor
 from unetscape.training.train import TrainSettings, train
 

@@ -22,7 +22,7 @@ from unetscape.data import load_dataset
 from unetscape.jobs.measured import Log
 from unetscape.models.losses import check_loss
 from unetscape.models.registry import build_model, check_output
-from unetscape.models.unet import CheckpointError, file_sha256, save_checkpoint
+from unetscape.models.checkpoints import CheckpointError, file_sha256, save_checkpoint
 from unetscape.training.evaluation import images_to_tensor
 from unetscape.training.outcomes import CHECKPOINT_ROLES
 

@@ -12,7 +12,7 @@ from unetscape.jobs.measured import Log, axis, checkpoint_loss, initial_weights,
 from unetscape.landscape.interpolation import interpolation_curve
 from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import read_attrs, write_attrs
-from unetscape.models.unet import file_sha256, load_checkpoint, read_checkpoint
+from unetscape.models.checkpoints import file_sha256, load_checkpoint, read_checkpoint
 
 
 def interpolation_grid(t) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Callable
 from unetscape.data import load_dataset
 from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import evaluation_set
-from unetscape.models.unet import file_sha256, read_checkpoint
+from unetscape.models.checkpoints import file_sha256, read_checkpoint
 from unetscape.training.outcomes import read_outcome
 
 Log = Callable[[str], None]

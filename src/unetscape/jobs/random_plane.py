@@ -14,7 +14,7 @@ from unetscape.landscape.directions import (
     parameter_names,
     save_directions,
 )
-from unetscape.models.unet import load_checkpoint
+from unetscape.models.checkpoints import load_checkpoint
 
 
 def random_plane(checkpoint_dir, outcome_path, out, settings: dict, log: Log = print) -> None:

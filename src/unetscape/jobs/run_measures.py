@@ -30,7 +30,7 @@ from unetscape.landscape.surface import resolve_batch_size
 from unetscape.landscape.surface_io import merge_chunks
 from unetscape.landscape.trajectory import fit_pca_plane, plane_extent, save_projection
 from unetscape.models.losses import loss_per_image
-from unetscape.models.unet import load_checkpoint, read_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, read_checkpoint
 
 
 def trajectory_plane(checkpoint_dir, out, settings: dict, log: Log = print, label: dict | None = None,

@@ -13,7 +13,7 @@ from unetscape.landscape.directions import make_directions
 from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import SurfaceEvaluator
 from unetscape.landscape.surface_io import write_attrs
-from unetscape.models.unet import load_checkpoint
+from unetscape.models.checkpoints import load_checkpoint
 
 
 def scale_invariance(runs: list[str], checkpoint_dirs: list, outcome_paths: list, dataset_path, out,

@@ -22,7 +22,7 @@ from unetscape.landscape.directions import load_directions
 from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import SurfaceEvaluator
 from unetscape.landscape.surface_io import merge_chunk_files, write_chunk
-from unetscape.models.unet import load_checkpoint
+from unetscape.models.checkpoints import load_checkpoint
 
 
 def surface_chunk(

@@ -23,7 +23,7 @@ weights that compute the output, so they mean the same with and without batch no
 measured parameters of a batch-norm U-Net are its folded conv weights and biases (no BN
 parameters remain); those of a plain U-Net are its own.
 
-The model-level loss is the one of the surfaces and of `curvature.LossHessian`: eval mode, the
+The model-level loss is the one of the surfaces and of `hessian.LossHessian`: eval mode, the
 mean over ALL images of the per-image soft Dice loss, summed batch by batch and divided by the
 image count once, so it does not depend on the batch size. The metric is the mean per-image
 hard Dice (threshold 0.5).

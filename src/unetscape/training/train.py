@@ -18,7 +18,7 @@ import torch
 from unetscape.atomic import atomic_path
 from unetscape.models.losses import check_loss, training_loss
 from unetscape.models.registry import build_model, check_output, model_kind
-from unetscape.models.unet import save_checkpoint
+from unetscape.models.checkpoints import save_checkpoint
 from unetscape.seeding import derive_seed
 
 from .evaluation import evaluate, images_to_tensor, masks_to_tensor, predicted_masks
