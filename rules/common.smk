@@ -16,6 +16,7 @@ from unetscape.workflow.config import (
     all_runs,
     arch_spec,
     canonical,
+    evaluation_params,
     find_run,
     first_seed_runs,
     study_runs,
@@ -24,6 +25,8 @@ from unetscape.workflow.config import (
 from unetscape.workflow.config_checks import validate_config
 from unetscape.data.prepare import source_files
 from unetscape.models.registry import module_file
+from unetscape.training.outcomes import read_outcome
+from unetscape.run_ids import RECIPE_SUFFIX
 
 try:
     validate_config(config, Path(workflow.basedir) / "config/schema/config.schema.yaml")
@@ -37,7 +40,22 @@ config.clear()
 config.update(_canonical)
 
 
+# A device this machine cannot use is refused before any job starts when the jobs run here
+# (onstart runs in a real run only, not in a dry run, which just plans; on a cluster's submit
+# host the jobs check their own node before they write anything). torch is imported only for
+# a GPU device. Nothing is deleted before onstart, so finished runs stay as they are.
+onstart:
+    if config["device"].startswith("cuda") and workflow.local_exec:
+        from unetscape.device import device_problem
+
+        _problem = device_problem(config["device"])
+        if _problem:
+            raise WorkflowError(_problem)
+
+
 STUDIES = list(config["studies"])
+# The landscape evaluation settings that enter the jobs' params (how a job runs stays out).
+EVALUATION = evaluation_params(config)
 # Models trained elsewhere, measured alone (results/landscape/external/{name}/).
 EXTERNAL = config.get("external", {})
 EXTERNAL_RUN = "results/runs/external/{name}"
@@ -67,7 +85,8 @@ GPU_JOB = {**gpu_resources(config), "model_cpus": config["threads"]}
 
 wildcard_constraints:
     arch="|".join(config["archs"]),
-    optim="|".join(config["optimizers"]),
+    # an optimiser's name and the recipe's departures from the config (unetscape/run_ids.py)
+    optim="(?:" + "|".join(config["optimizers"]) + ")" + RECIPE_SUFFIX,
     noise=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
     seed_b=r"\d+",
@@ -156,6 +175,44 @@ def get_run_noise(wildcards):
     return float(wildcards.noise)
 
 
+def _trained(arch, optim, noise, seed):
+    """The outcome file of a trained run; raises Snakemake's IncompleteCheckpointException
+    (the DAG is completed once the run is trained) until `train` has run."""
+    return checkpoints.train.get(
+        arch=arch, optim=optim, noise=noise, seed=seed
+    ).output.outcome
+
+
+def _measured(arch, optim, noise, seed):
+    outcome = read_outcome(_trained(arch, optim, noise, seed))
+    name = outcome["landscape_checkpoint"]
+    run_dir = RUN_DIR.format(arch=arch, optim=optim, noise=noise, seed=seed)
+    return [f"{run_dir}/checkpoints/{name}"] if name else []
+
+
+def get_measured_checkpoint(wildcards):
+    """The checkpoint file a landscape job measures (the one outcome.json names): an input in
+    its own right, so a checkpoint replaced inside the run's folder re-runs the run's landscape
+    jobs (the folder itself is judged by its own time stamp). None for a run without trained
+    weights: its jobs write files that say why."""
+    return _measured(wildcards.arch, wildcards.optim, wildcards.noise, wildcards.seed)
+
+
+def get_pair_checkpoints(wildcards):
+    """The measured checkpoints of both runs of a seed pair."""
+    w = wildcards
+    return _measured(w.arch, w.optim, w.noise, w.seed) + _measured(
+        w.arch, w.optim, w.noise, w.seed_b
+    )
+
+
+def get_path_checkpoints(wildcards):
+    """Every checkpoint of a trained run (the jobs that read its training path), each an input."""
+    _trained(wildcards.arch, wildcards.optim, wildcards.noise, wildcards.seed)
+    folder = Path(RUN_DIR.format(**wildcards)) / "checkpoints"
+    return sorted(str(p) for p in folder.glob("epoch_*.pt"))
+
+
 def run_landscape(run, name):
     return f"results/landscape/{run.id}/{name}"
 
@@ -233,6 +290,17 @@ def get_scale_invariance_checkpoints(wildcards):
     return [
         f"results/runs/{run}/checkpoints" for run in config["scale_invariance"]["runs"]
     ]
+
+
+def get_scale_invariance_measured(wildcards):
+    """The measured checkpoint of every scale-invariance run."""
+    files = []
+    for run in config["scale_invariance"]["runs"]:
+        arch, optim, noise, seed = run.split("/")
+        files += _measured(
+            arch, optim, noise.removeprefix("noise"), seed.removeprefix("seed")
+        )
+    return files
 
 
 def get_scale_invariance_norms(wildcards):

@@ -48,9 +48,8 @@ rule external_random_plane:
     params:
         plane=config["landscape"]["plane"],
         line=config["landscape"]["line"],
-        evaluation=config["landscape"]["evaluation"],
+        evaluation=EVALUATION,
         noise=0.0,
-        device=config["device"],
     script:
         "../scripts/random_plane.py"
 
@@ -83,9 +82,8 @@ rule external_run_measures:
         interpolation=config["landscape"]["interpolation"],
         curvature=config["curvature"],
         flatness=config["flatness"],
-        evaluation=config["landscape"]["evaluation"],
+        evaluation=EVALUATION,
         noise=0.0,
-        device=config["device"],
     script:
         "../scripts/run_measures.py"
 

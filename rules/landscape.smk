@@ -8,6 +8,7 @@
 rule random_plane:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
+        measured=get_measured_checkpoint,
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
         model=get_model_code,
@@ -30,9 +31,8 @@ rule random_plane:
     params:
         plane=config["landscape"]["plane"],
         line=config["landscape"]["line"],
-        evaluation=config["landscape"]["evaluation"],
+        evaluation=EVALUATION,
         noise=get_run_noise,
-        device=config["device"],
     script:
         "../scripts/random_plane.py"
 
@@ -44,6 +44,7 @@ if SURFACE_CHUNKS > 1:
     rule surface_chunk:
         input:
             checkpoints=f"{RUN_DIR}/checkpoints",
+            measured=get_measured_checkpoint,
             outcome=f"{RUN_DIR}/outcome.json",
             directions=f"{LANDSCAPE_DIR}/random/directions.h5",
             data=get_dataset(),
@@ -61,9 +62,8 @@ if SURFACE_CHUNKS > 1:
         resources:
             **GPU_JOB,
         params:
-            evaluation=config["landscape"]["evaluation"],
+            evaluation=EVALUATION,
             noise=get_run_noise,
-            device=config["device"],
         script:
             "../scripts/surface_chunk.py"
 
@@ -89,6 +89,7 @@ if SURFACE_CHUNKS > 1:
 rule run_measures:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
+        path=get_path_checkpoints,
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
         model=get_model_code,
@@ -114,9 +115,8 @@ rule run_measures:
         interpolation=config["landscape"]["interpolation"],
         curvature=config["curvature"],
         flatness=config["flatness"],
-        evaluation=config["landscape"]["evaluation"],
+        evaluation=EVALUATION,
         noise=get_run_noise,
-        device=config["device"],
     script:
         "../scripts/run_measures.py"
 
@@ -127,6 +127,7 @@ rule interpolate_seeds:
         outcome_a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/outcome.json",
         b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
         outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
+        measured=get_pair_checkpoints,
         data=get_dataset(),
         model=get_model_code,
         code=code("interpolate_seeds.py"),
@@ -141,9 +142,8 @@ rule interpolate_seeds:
         **GPU_JOB,
     params:
         interpolation=config["landscape"]["interpolation"],
-        evaluation=config["landscape"]["evaluation"],
+        evaluation=EVALUATION,
         noise=get_run_noise,
-        device=config["device"],
     script:
         "../scripts/interpolate_seeds.py"
 
@@ -152,6 +152,7 @@ rule scale_invariance:
     input:
         checkpoints=get_scale_invariance_checkpoints,
         outcomes=get_scale_invariance_outcomes,
+        measured=get_scale_invariance_measured,
         data=get_dataset(),
         model=get_scale_invariance_model_code,
         code=code("scale_invariance.py"),
@@ -168,7 +169,6 @@ rule scale_invariance:
         runs=config["scale_invariance"]["runs"],
         settings=config["scale_invariance"],
         plane=config["landscape"]["plane"],
-        evaluation=config["landscape"]["evaluation"],
-        device=config["device"],
+        evaluation=EVALUATION,
     script:
         "../scripts/scale_invariance.py"

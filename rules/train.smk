@@ -1,4 +1,6 @@
-rule train:
+# A checkpoint rule: once a run is trained, the jobs that measure it take the checkpoint file
+# its outcome.json names as an input of their own (see get_measured_checkpoint).
+checkpoint train:
     input:
         data=get_dataset(),
         model=get_model_code,
@@ -19,6 +21,5 @@ rule train:
     params:
         run=get_run_id,
         settings=get_train_settings,
-        device=config["device"],
     script:
         "../scripts/train.py"

@@ -1,7 +1,7 @@
 """Rule interpolate_seeds: the straight line between the measured weights of two seeds of one condition."""
 
 from unetscape.jobs.interpolation import interpolation_seeds
-from unetscape.workflow.rule_entry import log, run_rule, torch_job
+from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
 
 
 def main(smk):
@@ -12,7 +12,7 @@ def main(smk):
         smk.input.data,
         smk.output[0],
         smk.params.interpolation,
-        smk.params.evaluation,
+        evaluation_settings(smk),
         smk.params.noise,
         device,
         log,

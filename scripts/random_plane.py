@@ -2,7 +2,7 @@
 direction (and, for a surface of one chunk, the surface itself)."""
 
 from unetscape.jobs.random_plane import random_plane_and_line
-from unetscape.workflow.rule_entry import log, run_rule, torch_job
+from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
 
 
 def main(smk):
@@ -16,7 +16,7 @@ def main(smk):
         smk.output.line_directions,
         smk.params.plane,
         smk.params.line,
-        smk.params.evaluation,
+        evaluation_settings(smk),
         smk.params.noise,
         device,
         log,

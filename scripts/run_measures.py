@@ -3,7 +3,7 @@ surface on its plane, the straight line from the initial weights) and the curvat
 flatness measures."""
 
 from unetscape.jobs.run_measures import curvature_and_flatness, training_path
-from unetscape.workflow.rule_entry import log, run_rule, torch_job
+from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
 
 
 def main(smk):
@@ -19,7 +19,7 @@ def main(smk):
         outputs.interpolation,
         params.trajectory,
         params.interpolation,
-        params.evaluation,
+        evaluation_settings(smk),
         params.noise,
         device,
         log,
@@ -32,7 +32,7 @@ def main(smk):
         outputs.flatness,
         params.curvature,
         params.flatness,
-        params.evaluation,
+        evaluation_settings(smk),
         params.noise,
         device,
         log,

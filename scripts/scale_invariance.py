@@ -2,7 +2,7 @@
 after rescaling the convolutions that feed batch norm."""
 
 from unetscape.jobs.scale_invariance import scale_invariance
-from unetscape.workflow.rule_entry import log, run_rule, torch_job
+from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
 
 
 def main(smk):
@@ -15,7 +15,7 @@ def main(smk):
         smk.output[0],
         smk.params.settings,
         smk.params.plane,
-        smk.params.evaluation,
+        evaluation_settings(smk),
         device,
         log,
     )

@@ -1,7 +1,7 @@
 """Rule surface_chunk: evaluate one chunk (scatter item "i-of-n") of a run's surface grid."""
 
 from unetscape.jobs.surface import surface_chunk
-from unetscape.workflow.rule_entry import log, run_rule, torch_job
+from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
 
 
 def main(smk):
@@ -15,7 +15,7 @@ def main(smk):
         smk.output[0],
         index - 1,
         count,
-        smk.params.evaluation,
+        evaluation_settings(smk),
         smk.params.noise,
         device,
         log=log,

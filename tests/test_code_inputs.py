@@ -38,13 +38,13 @@ def test_static_closure_holds_every_module_the_script_really_imports(script):
 
 def test_every_rule_declares_the_code_of_its_own_script():
     rules = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    blocks = re.split(r"\n(?=[ ]*rule \w+:)", rules)
+    blocks = re.split(r"\n(?=[ ]*(?:rule|checkpoint) \w+:)", rules)
     run = set()
     for block in blocks:
         script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
         if not script:
             continue
-        name = re.match(r"rule (\w+):", block.strip()).group(1)
+        name = re.match(r"(?:rule|checkpoint) (\w+):", block.strip()).group(1)
         code = re.findall(r'code=code\("([\w.]+)"\)', block)
         assert code == [script.group(1)], f"rule {name} runs {script.group(1)} but declares code {code}"
         run.add(script.group(1))

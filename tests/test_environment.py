@@ -28,5 +28,5 @@ def test_conda_environment_matches_pyproject():
 def test_every_rule_uses_the_environment():
     for smk in (REPO / "rules").glob("*.smk"):
         text = smk.read_text()
-        rules = len(re.findall(r"^rule \w+:", text, re.M))
+        rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", text, re.M))
         assert text.count('conda:\n        "../envs/unetscape.yaml"') == rules, smk.name

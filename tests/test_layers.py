@@ -28,7 +28,7 @@ ALLOWED = {
 def layer_of(module: str) -> str:
     """`unetscape.training.train` -> training; the top-level modules are the basics."""
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] in ("atomic", "device", "seeding"):
+    if len(parts) == 1 or parts[1] in ("atomic", "device", "run_ids", "seeding"):
         return "basics"
     if parts[1] not in ALLOWED:
         raise AssertionError(f"module {module} is in no layer: add its folder to the layer table")

@@ -65,8 +65,8 @@ def model_rules() -> set[str]:
     """The rules whose jobs load a model (they ask for GPU_JOB resources), read from rules/*.smk."""
     found = set()
     for smk in (REPO / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=[ ]*rule \w+:)", smk.read_text()):
-            name = re.match(r"\s*rule (\w+):", block)
+        for block in re.split(r"\n(?=[ ]*(?:rule|checkpoint) \w+:)", smk.read_text()):
+            name = re.match(r"\s*(?:rule|checkpoint) (\w+):", block)
             if name and "**GPU_JOB" in block:
                 found.add(name.group(1))
     return found
@@ -93,8 +93,8 @@ def test_profile_gpu_requests(tmp_path):
         out = snakemake(workdir, *args[:4], "--cores", "1", *args[4:], *extra, cores=False).stdout
         jobs = {rule for rule, _ in planned_jobs(out)}
         assert {"train", "random_plane", "run_measures", "interpolate_seeds"} <= jobs
-        for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-            match = re.match(r"(local)?rule (\w+):", block.strip())
+        for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+            match = re.match(r"(local)?(?:rule|checkpoint) (\w+):", block.strip())
             if not match:
                 continue
             rule = match.group(2)

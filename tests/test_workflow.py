@@ -1,5 +1,6 @@
 """The smoke workflow end to end, and what Snakemake re-runs after a change."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -9,6 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from workflow_helpers import copy_workflow, load_smoke, planned_jobs, snakemake, write_config
 
@@ -238,6 +240,56 @@ def test_a_deleted_run_is_made_again_with_everything_downstream(smoke_run, tmp_p
     assert {dict(w)["study"] for rule, w in planned if rule == "training_table"} == holding
 
 
+def file_digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "results").rglob("*")) if p.is_file()}
+
+
+def test_how_a_job_runs_reruns_nothing_and_an_unusable_device_deletes_nothing(smoke_run, tmp_path):
+    """The device, and the evaluation's batch size and points per pass, are how a job runs: a
+    change re-runs nothing. A GPU this machine lacks is refused before any job starts, and every
+    finished file stays byte for byte."""
+    workdir, config_path = smoke_run
+    copy = moved_copy(workdir, tmp_path / "device")
+    for device in ("auto", "cuda", "cuda:1"):
+        config = load_smoke()
+        config["device"] = device
+        config["landscape"]["evaluation"].update(batch_size=3, points_per_pass=2)
+        path = write_config(copy / f"device_{device.replace(':', '')}.yaml", config)
+        dry = snakemake(copy, "--configfile", str(path), "-n")
+        assert planned_jobs(dry.stdout) == [], dry.stdout
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal of an unusable device cannot be shown here")
+    # One landscape file to remake, so the run would start a job on the GPU it asks for.
+    (copy / "results/landscape/simple/sgd/noise0/seed0/hessian.json").unlink()
+    before = file_digests(copy)
+    proc = snakemake(copy, "--configfile", str(copy / "device_cuda.yaml"), check=False)
+    assert proc.returncode != 0
+    assert "config key device: 'cuda' asks for a GPU" in proc.stdout + proc.stderr
+    assert file_digests(copy) == before
+
+
+def test_a_replaced_checkpoint_reruns_that_runs_landscape_jobs_only(smoke_run, tmp_path):
+    """The checkpoint a run's landscapes measure is an input of its own: replaced inside the
+    run's checkpoints folder, it re-runs that run's landscape jobs (and what reads them), never
+    training and never another run's jobs."""
+    workdir, config_path = smoke_run
+    copy = moved_copy(workdir, tmp_path / "replaced")
+    run = {"arch": "improved", "optim": "sgd_momentum", "noise": "0", "seed": "0"}
+    folder = copy / "results/runs/improved/sgd_momentum/noise0/seed0"
+    measured = json.loads((folder / "outcome.json").read_text())["landscape_checkpoint"]
+    assert measured != "epoch_001.pt"
+    shutil.copyfile(folder / "checkpoints/epoch_001.pt", folder / "checkpoints" / measured)
+    jobs = planned_jobs(snakemake(copy, "--configfile", str(copy / config_path.name), "-n").stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"random_plane", "run_measures"} <= rules
+    assert not rules & {"train", "prepare_dataset"}
+    for rule, wildcards in jobs:
+        if "arch" in wildcards:  # a job of one run (or of a seed pair that holds this run)
+            assert {k: wildcards[k] for k in ("arch", "optim", "noise")} == {k: run[k] for k in ("arch", "optim", "noise")}
+            assert run["seed"] in (wildcards.get("seed"), wildcards.get("seed_b")), (rule, wildcards)
+
+
 def smoke_chunks() -> int:
     return load_smoke()["landscape"]["plane"]["chunks"]
 
@@ -246,12 +298,12 @@ def rules_running(workdir: Path, module: str) -> set[str]:
     """The rules whose script imports `module` (a path under src/unetscape), of those the smoke config defines."""
     rules = set()
     for smk in (workdir / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=[ ]*rule \w+:)", smk.read_text()):
+        for block in re.split(r"\n(?=[ ]*(?:rule|checkpoint) \w+:)", smk.read_text()):
             script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
             if script and str(workdir / "src/unetscape" / module) in map(
                 str, script_modules(workdir / "scripts" / script.group(1), workdir / "src")
             ):
-                rules.add(re.match(r"rule (\w+):", block.strip()).group(1))
+                rules.add(re.match(r"(?:rule|checkpoint) (\w+):", block.strip()).group(1))
     if smoke_chunks() == 1:  # the chunk rules exist only for surfaces split into chunks
         rules -= {"surface_chunk", "merge_surface"}
     if not load_smoke().get("external"):  # the rules of models trained elsewhere have no jobs then

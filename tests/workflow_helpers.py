@@ -48,8 +48,8 @@ def snakemake(
 def planned_jobs(output: str) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job a dry run lists."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", output):
+        match = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block.strip())
         if not match:
             continue
         wildcards = {}

@@ -2,7 +2,7 @@
 
 The package is layered; a module imports only from its own layer and the layers below it:
 
-    basics (atomic, device, seeding)
+    basics (atomic, device, run_ids, seeding)
       <- models, data
       <- training
       <- landscape

@@ -32,14 +32,40 @@ class GpuState:
     utilization: float | None = None  # percent
 
 
+def device_problem(name: str) -> str | None:
+    """Why this machine cannot run jobs on the config's `device` (None when it can).
+
+    `cpu` and `auto` always run (`auto` falls back to the CPU); `cuda` needs a usable CUDA
+    device, `cuda:N` at least N + 1 of them.
+    """
+    if not name.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return (
+            f"config key device: {name!r} asks for a GPU, but this machine has no usable CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); set device: cpu or auto, "
+            "or run the jobs where a GPU is"
+        )
+    index = name.partition(":")[2]
+    if index.isdigit() and int(index) >= torch.cuda.device_count():
+        return (
+            f"config key device: {name!r} names GPU {index}, but this machine shows "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
-    """`cpu`, `cuda` (a free GPU, see the module doc), `cuda:N` or `auto` (CUDA when available)."""
+    """`cpu`, `cuda` (a free GPU, see the module doc), `cuda:N` or `auto` (CUDA when available).
+
+    A device this machine cannot use raises before anything is computed (`device_problem`)."""
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
         name = "cuda"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested in the config but CUDA is not available")
+    problem = device_problem(name)
+    if problem:
+        raise RuntimeError(problem)
     if name == "cuda":
         return torch.device("cuda", claim_gpu(visible_gpus()))
     try:

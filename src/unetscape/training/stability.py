@@ -19,6 +19,19 @@ per-batch training losses of the SGD steps:
 All four are scale-free (fractions of L_0, or differences of logarithms), so they compare
 across losses and architectures. NaN where the history is too short to define them or holds
 non-finite losses (a diverged run: its outcome says so).
+
+The step losses are losses of changing mini-batches: their spread is mostly the images', not
+the optimiser's (a frozen model scores a step volatility well above 0), and the epoch numbers
+are a maximum over however many epochs a run trained. The numbers the findings use come from
+the *probe curve* instead: P_0..P_K, a fixed seeded set of training images evaluated (eval
+mode, clean images) at step 0 and after every k-th SGD step, read up to a common horizon H
+(the same number of steps for every run a comparison holds):
+
+    probe_rises         the probe evaluations k with P_k - P_{k-1} > tolerance * P_0
+    probe_largest_rise  max(0, max_k (P_k - P_{k-1})) / P_0
+    probe_volatility    median over consecutive probe evaluations after the first epoch of
+                        |log P_k - log P_{k-1}|: 0 for a model that does not move
+    probe_final_above_best  (P_last - min_k P_k) / P_0 within the horizon
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 STABILITY_NUMBERS = ("loss_rises", "largest_rise", "final_above_best", "step_volatility")
+PROBE_NUMBERS = ("probe_rises", "probe_largest_rise", "probe_volatility", "probe_final_above_best")
 
 
 def epoch_rises(epoch_losses: Sequence[float]) -> np.ndarray:
@@ -82,3 +96,41 @@ def history_stability(history, tolerance: float) -> dict:
     epochs = history[history["kind"] == "epoch"].sort_values("epoch")
     steps = history[(history["kind"] == "step") & (history["epoch"] >= 2)].sort_values("step")
     return stability_numbers(epochs["loss"].to_numpy(), steps["loss"].to_numpy(), tolerance)
+
+
+def probe_stability(steps: Sequence[int], losses: Sequence[float], tolerance: float, steps_per_epoch: int,
+                    horizon: int | None = None) -> dict:
+    """The probe curve's stability numbers (see the module docstring) over the evaluations at
+    steps <= `horizon` (None: all of them).
+
+    A curve that holds a non-finite loss within the horizon (a diverged run) gets NaN numbers;
+    its outcome says what happened. `horizon` and the probe evaluations used are recorded.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    losses = np.asarray(losses, dtype=np.float64)
+    if steps.shape != losses.shape:
+        raise ValueError(f"{len(steps)} probe steps for {len(losses)} probe losses")
+    order = np.argsort(steps, kind="stable")
+    steps, losses = steps[order], losses[order]
+    if horizon is not None:
+        keep = steps <= horizon
+        steps, losses = steps[keep], losses[keep]
+    numbers = dict.fromkeys(PROBE_NUMBERS, math.nan)
+    numbers.update(horizon=None if horizon is None else int(horizon), probes=int(len(steps)),
+                   last_step=int(steps[-1]) if len(steps) else 0, tolerance=float(tolerance))
+    if len(losses) < 2 or not np.isfinite(losses).all() or not losses[0] > 0:
+        return numbers
+    initial, rises = losses[0], np.diff(losses)
+    numbers["probe_rises"] = int((rises > tolerance * initial).sum())
+    numbers["probe_largest_rise"] = float(max(0.0, rises.max()) / initial)
+    numbers["probe_final_above_best"] = float((losses[-1] - losses.min()) / initial)
+    later = losses[steps >= steps_per_epoch]
+    if len(later) >= 2 and (later > 0).all():
+        numbers["probe_volatility"] = float(np.median(np.abs(np.diff(np.log(later)))))
+    return numbers
+
+
+def history_probe_stability(history, tolerance: float, steps_per_epoch: int, horizon: int | None = None) -> dict:
+    """`probe_stability` of a run's history table (its rows of kind `probe`)."""
+    probes = history[history["kind"] == "probe"]
+    return probe_stability(probes["step"].to_numpy(), probes["loss"].to_numpy(), tolerance, steps_per_epoch, horizon)

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pandas as pd
 
+from unetscape import run_ids
 from unetscape.atomic import atomic_path
 from unetscape.models.spec import arch_factors
 
 from .outcomes import read_outcome
 from .stability import STABILITY_NUMBERS
 
-RUN_ID = re.compile(r"^(?P<arch>[^/]+)/(?P<optimizer>[^/]+)/noise(?P<noise>[^/]+)/seed(?P<seed>\d+)$")
-
-
 def parse_run_id(run_id: str) -> dict:
-    match = RUN_ID.match(run_id)
-    if not match:
-        raise ValueError(f"{run_id!r} is not a run id of the form arch/optimizer/noiseN/seedN")
-    parts = match.groupdict()
-    return {**parts, "noise": float(parts["noise"]), "seed": int(parts["seed"])}
+    """{arch, optimizer, noise, seed} of a run id and its recipe's departures from the
+    config's defaults (`run_ids.parse_run_id`: lr, batch_size, train_size, epochs; None where
+    the run trains as the config says)."""
+    parts = run_ids.parse_run_id(run_id)
+    return {key: parts[key] for key in ("arch", "optimizer", "noise", "seed", "recipe", "lr", "batch_size",
+                                         "train_size", "epochs")}
 
 
 def read_history(path: str | os.PathLike) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from .outcomes import (
     prediction_variation,
     write_outcome,
 )
-from .stability import stability_numbers
+from .stability import probe_stability, stability_numbers
 
 OPTIMIZER_PRESETS = {"sgd": {"momentum": 0.0}, "sgd_momentum": {"momentum": 0.9}}
 HISTORY_COLUMNS = [
@@ -64,6 +64,14 @@ class TrainSettings:
     # differ at rounding level, so this is a setting, recorded with the run.
     cpu_convolutions: str = "onednn"
     loss: str = "dice"  # models.losses.LOSSES: what SGD minimises and every landscape measures
+    # A seeded subset of the training images (None: all of them): `training_subset`.
+    train_size: int | None = None
+    subset_seed: int = 0
+    # The probe curve: `probe_images` seeded training images (clean, eval mode) evaluated every
+    # `probe_every` SGD steps, so oscillation is read without the mini-batches' own spread.
+    probe_images: int = 32
+    probe_every: int = 25
+    probe_seed: int = 0
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "save_every", "eval_batch_size"):
@@ -79,6 +87,11 @@ class TrainSettings:
             raise ValueError(f"training.collapse_variation must be in [0, 1), got {self.collapse_variation!r}")
         self.plateau_rule  # checks the plateau settings
         check_loss(self.loss)
+        if self.train_size is not None and int(self.train_size) < 1:
+            raise ValueError(f"train_size must be >= 1, got {self.train_size!r}")
+        for key in ("probe_images", "probe_every"):
+            if isinstance(getattr(self, key), bool) or int(getattr(self, key)) < 1:
+                raise ValueError(f"training.probe.{key.removeprefix('probe_')} must be >= 1, got {getattr(self, key)!r}")
 
     @property
     def plateau_rule(self) -> Plateau:
@@ -102,6 +115,26 @@ TRAIN_MEMORY_FORMAT = torch.channels_last
 CPU_CONVOLUTIONS = ("onednn", "native")
 
 
+def training_subset(count: int, size: int | None, seed: int) -> np.ndarray:
+    """The dataset indices (ascending) of a run's training images: all `count` of them, or the
+    first `size` of one seeded order of them, so every run of a size trains on the same images
+    and a smaller subset lies inside a larger one."""
+    if size is None:
+        return np.arange(count)
+    if not 1 <= size <= count:
+        raise ValueError(f"train_size {size} is not between 1 and the {count} training images")
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[:size])
+
+
+def probe_indices(count: int, size: int, seed: int) -> np.ndarray:
+    """Positions (ascending) of the probe images among a run's `count` training images: a
+    seeded choice of `size` of them (all, when there are fewer)."""
+    if size >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
+
+
 def checkpoint_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}.pt"
 
@@ -117,6 +150,7 @@ class TrainingData:
     x: torch.Tensor
     y: torch.Tensor
     heldout: tuple[torch.Tensor, torch.Tensor] | None
+    probe: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def from_arrays(cls, images, masks, heldout_images, heldout_masks, device) -> "TrainingData":
@@ -157,6 +191,9 @@ def train(
     seeds = settings.seeds()
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    subset = training_subset(len(images), settings.train_size, settings.subset_seed)
+    images, masks = images[subset], masks[subset]
+    probe = probe_indices(len(images), settings.probe_images, settings.probe_seed)
 
     torch.manual_seed(seeds["init_seed"])  # initial weights come from the global generator
     # channels_last: measured 1.1-1.3x more images/s on CPUs and 1.1-2x on an H100
@@ -166,6 +203,7 @@ def train(
     order_gen = torch.Generator(device="cpu").manual_seed(seeds["order_seed"])
     noise_gen = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
     data = TrainingData.from_arrays(images, masks, heldout_images, heldout_masks, device)
+    data.probe = (data.x[torch.from_numpy(probe).to(device)], data.y[torch.from_numpy(probe).to(device)])
     if model_kind(settings.arch) != "unet":  # the built-in U-Net's shapes are checked with the config
         check_output(model, data.x[:1], f"network {settings.arch}")
     plateau = settings.plateau_rule
@@ -183,6 +221,7 @@ def train(
     start = time.time()
     row = evaluate_epoch(model, data, settings, 0, 0)
     rows.append(row)
+    rows.append(probe_row(model, data, settings, 0, 0))
     save(0)
     log(f"[{run_id}] epoch 0/{settings.epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
     step, diverged, epochs_run, on_plateau = 0, False, 0, False
@@ -190,10 +229,11 @@ def train(
     for epoch in range(1, settings.epochs + 1):
         step_rows = train_epoch(model, optimizer, data, settings, epoch, step, order_gen, noise_gen)
         rows += step_rows
-        step = step_rows[-1]["step"]
-        if step_rows[-1]["diverged"] or not _finite_params(model):
+        last = [r for r in step_rows if r["kind"] == "step"][-1]
+        step = last["step"]
+        if last["diverged"] or not _finite_params(model):
             diverged = True
-            rows[-1]["diverged"] = True
+            last["diverged"] = True
             log(f"[{run_id}] diverged in epoch {epoch} at step {step}; stopping")
             break
         row = evaluate_epoch(model, data, settings, epoch, step)
@@ -226,6 +266,11 @@ def train(
     stability = stability_numbers(
         losses, [r["loss"] for r in rows if r["kind"] == "step" and r["epoch"] >= 2], plateau.tolerance
     )
+    probe_rows = [r for r in rows if r["kind"] == "probe"]
+    stability["probe"] = probe_stability(
+        [r["step"] for r in probe_rows], [r["loss"] for r in probe_rows], plateau.tolerance,
+        steps_per_epoch=math.ceil(len(images) / settings.batch_size),
+    )
     outcome, reason = classify(
         losses, final["dice"], diverged, on_plateau, constant, plateau, settings.collapse_margin,
         variation, settings.collapse_variation,
@@ -244,13 +289,37 @@ def train(
         summary["prediction_variation"] = variation
         summary["collapse_variation"] = settings.collapse_variation
         summary["stability"] = stability
+        summary["training"] = training_record(settings, len(images))
+        summary["train_indices"] = subset.tolist()
+        summary["probe"] = {"indices": subset[probe].tolist(), "every": settings.probe_every,
+                            "seed": settings.probe_seed, "mode": "eval mode, clean images"}
         write_outcome(summary, outcome_path)
     return TrainResult(epochs_run, diverged, final["loss"], saved, outcome, reason)
 
 
+def training_record(settings: TrainSettings, images: int) -> dict:
+    """What outcome.json says of how the run trained (the tables' factor columns)."""
+    return {"lr": settings.lr, "momentum": settings.momentum, "batch_size": settings.batch_size,
+            "train_size": images, "subset": settings.train_size is not None, "max_epochs": settings.epochs,
+            "stop_on_plateau": settings.stop_on_plateau, "noise": settings.noise, "loss": settings.loss}
+
+
+def probe_row(model, data: TrainingData, settings: TrainSettings, epoch: int, step: int) -> dict:
+    """The probe set's loss, hard Dice and IoU now (eval mode, clean images; the caller's mode is
+    restored). Evaluating in eval mode changes nothing the training uses (no running statistic,
+    no random number), so probing leaves the run's trajectory exactly as it would be."""
+    was_training = model.training
+    model.eval()
+    metrics = evaluate(model, *data.probe, settings.eval_batch_size, settings.loss)
+    model.train(was_training)
+    return {"kind": "probe", "step": step, "epoch": epoch, **metrics, "lr": settings.lr,
+            "diverged": not math.isfinite(metrics["loss"])}
+
+
 def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, epoch: int, step: int,
                 order_gen: torch.Generator, noise_gen: torch.Generator) -> list[dict]:
-    """One epoch of SGD steps in a seeded order, with seeded input noise; one history row per step.
+    """One epoch of SGD steps in a seeded order, with seeded input noise; one history row per
+    step, and a probe row (`probe_row`) after every `probe_every`-th step of the run.
 
     Stops at the first non-finite loss (that row says `diverged`) without stepping on it.
     """
@@ -281,6 +350,8 @@ def train_epoch(model, optimizer, data: TrainingData, settings: TrainSettings, e
         with backend():
             loss.backward()
         optimizer.step()
+        if data.probe is not None and step % settings.probe_every == 0:
+            rows.append(probe_row(model, data, settings, epoch, step))
     return rows
 
 

@@ -1,18 +1,24 @@
 """The run grid: which trainings the configured studies need, and what each depends on.
 
-A run is one training, identified as `{arch}/{optimizer}/noise{noise}/seed{seed}`. A study is
-the cartesian product of its archs, optimizers, noise levels and seeds; the workflow trains the
-union of all studies' runs once.
+A run is one training, identified as `{arch}/{recipe}/noise{noise}/seed{seed}` (`run_ids`: the
+recipe is the optimiser's name and the training's departures from the config's defaults). A
+study is the cartesian product of its archs, optimizers, noise levels and seeds, and of the
+learning rates, batch sizes and training-subset sizes it lists (each optional); `epochs` gives
+its runs a fixed budget instead of the plateau stop. The workflow trains the union of all
+studies' runs once.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 
 from unetscape.models.registry import ModelSpecError, resolve_model
 from unetscape.models.spec import model_kind
+from unetscape.run_ids import format_number, recipe
+from unetscape.seeding import derive_seed
 
 
 class ConfigError(ValueError):
@@ -21,42 +27,88 @@ class ConfigError(ValueError):
 
 def format_noise(noise: float) -> str:
     """Canonical text of a noise level in run ids: 0 -> "0", 0.05 -> "0.05"."""
-    # + 0.0 turns -0.0 (allowed by "minimum: 0") into 0.0, so it cannot become "noise-0".
-    return f"{float(noise) + 0.0:g}"
+    return format_number(noise)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Run:
     arch: str
     optimizer: str
     noise: float
     seed: int
+    # Departures from the config's defaults (None: as the config says; see run_ids).
+    lr: float | None = None
+    batch_size: int | None = None
+    train_size: int | None = None
+    epochs: int | None = None
+
+    @property
+    def recipe(self) -> str:
+        return recipe(self.optimizer, self.lr, self.batch_size, self.train_size, self.epochs)
 
     @property
     def id(self) -> str:
-        return f"{self.arch}/{self.optimizer}/noise{format_noise(self.noise)}/seed{self.seed}"
+        return f"{self.arch}/{self.recipe}/noise{format_noise(self.noise)}/seed{self.seed}"
 
     @property
     def wildcards(self) -> dict:
-        return {"arch": self.arch, "optim": self.optimizer, "noise": format_noise(self.noise), "seed": str(self.seed)}
+        return {"arch": self.arch, "optim": self.recipe, "noise": format_noise(self.noise), "seed": str(self.seed)}
+
+    @property
+    def order(self) -> tuple:
+        """A stable sort key (numbers as numbers, unset departures first)."""
+        return (self.arch, self.optimizer, self.noise, self.seed, self.lr or 0.0, self.batch_size or 0,
+                self.train_size or 0, self.epochs or 0)
+
+
+STUDY_FACTORS = ("lr", "batch_size", "train_size")
+
+
+def _departure(config: dict, key: str, value, optimizer: str):
+    """A study's value of a training factor, or None where it is the config's default."""
+    if key == "lr":
+        return None if math.isclose(float(value), float(config["optimizers"][optimizer]["lr"])) else float(value)
+    if key == "batch_size":
+        return None if int(value) == int(config["training"]["batch_size"]) else int(value)
+    return int(value)  # train_size: a subset, always named
 
 
 def study_runs(config: dict, study: str) -> list[Run]:
     spec = config["studies"][study]
-    grid = itertools.product(spec["archs"], spec["optimizers"], spec["noise"], spec["seeds"])
-    return [Run(a, o, float(n), int(s)) for a, o, n, s in grid]
+    factors = [spec.get(key) or [None] for key in STUDY_FACTORS]
+    epochs = spec.get("epochs")
+    runs = []
+    for a, o, n, s, *values in itertools.product(spec["archs"], spec["optimizers"], spec["noise"], spec["seeds"],
+                                                 *factors):
+        extra = {key: None if v is None else _departure(config, key, v, o) for key, v in zip(STUDY_FACTORS, values)}
+        runs.append(Run(a, o, float(n), int(s), epochs=None if epochs is None else int(epochs), **extra))
+    return runs
+
+
+def study_has_landscapes(config: dict, study: str) -> bool:
+    """Whether a study's runs get landscapes (`landscapes: false`: training and its stability
+    diagnostics only, e.g. a learning-rate sweep)."""
+    return bool(config["studies"][study].get("landscapes", True))
 
 
 def all_runs(config: dict) -> list[Run]:
     """Every run of every study, each once, in a stable order."""
-    return sorted({run for study in config["studies"] for run in study_runs(config, study)})
+    return sorted({run for study in config["studies"] for run in study_runs(config, study)}, key=lambda r: r.order)
+
+
+def landscape_runs(config: dict) -> list[Run]:
+    """Every run that some study with landscapes holds, each once, in a stable order."""
+    return sorted({run for study in config["studies"] if study_has_landscapes(config, study)
+                   for run in study_runs(config, study)}, key=lambda r: r.order)
 
 
 def first_seed_runs(config: dict) -> list[Run]:
-    """Each study's runs with its first (smallest) seed: one run per condition, each once."""
+    """Each study's runs with its first (smallest) seed: one run per condition, each once
+    (studies with landscapes only: these are the runs whose own figures are drawn)."""
     return sorted(
-        {run for study in config["studies"] for run in study_runs(config, study)
-         if run.seed == min(config["studies"][study]["seeds"])}
+        {run for study in config["studies"] if study_has_landscapes(config, study)
+         for run in study_runs(config, study) if run.seed == min(config["studies"][study]["seeds"])},
+        key=lambda r: r.order,
     )
 
 
@@ -113,9 +165,9 @@ def _folder_channels(source: str, mask_suffix: str, folders: tuple) -> int:
 def train_settings(config: dict, run: Run) -> dict:
     """Everything a training result depends on (passed to the rule as params)."""
     optimizer = config["optimizers"][run.optimizer]
-    return {
+    settings = {
         "arch": arch_spec(config, run.arch),
-        "lr": float(optimizer["lr"]),
+        "lr": float(optimizer["lr"]) if run.lr is None else run.lr,
         "momentum": float(optimizer["momentum"]),
         "noise": run.noise,
         "seed": run.seed,
@@ -127,7 +179,42 @@ def train_settings(config: dict, run: Run) -> dict:
         # optional (added after configs were written from the README): its documented default
         "collapse_variation": config["training"].get("collapse_variation", 0.1),
         "loss": config["training"].get("loss", "dice"),
+        **{f"probe_{key}": value for key, value in probe_settings(config).items()},
     }
+    if run.batch_size is not None:
+        settings["batch_size"] = run.batch_size
+    if run.epochs is not None:  # a fixed budget: every run of the study trains exactly this long
+        settings.update(epochs=run.epochs, stop_on_plateau=False)
+    if run.train_size is not None:
+        settings.update(train_size=run.train_size, subset_seed=training_subset_seed(config))
+    return settings
+
+
+PROBE_DEFAULTS = {"images": 32, "every": 25, "seed": 0}
+
+
+def probe_settings(config: dict) -> dict:
+    """training.probe with its documented defaults (configs written before it existed)."""
+    return {**PROBE_DEFAULTS, **config["training"].get("probe", {})}
+
+
+def training_subset_seed(config: dict) -> int:
+    """The seed of the training subsets (`train_size`): one seeded order of the training images,
+    whose first n are the subset of size n, so every run of a size trains on the same images and
+    a smaller subset lies inside a larger one."""
+    return derive_seed(int(config["data"]["seed"]), "training_subset")
+
+
+# Landscape evaluation settings that say how a job runs, not what it computes: images per
+# forward pass and grid points per vmapped pass give the same values (to float rounding), so
+# they are left out of the jobs' params and changing them re-runs nothing.
+RUN_ONLY_EVALUATION = ("batch_size", "points_per_pass")
+
+
+def evaluation_params(config: dict) -> dict:
+    """The landscape evaluation settings that are part of a result's identity (its params)."""
+    evaluation = config["landscape"]["evaluation"]
+    return {key: value for key, value in evaluation.items() if key not in RUN_ONLY_EVALUATION}
 
 
 def canonical(value):

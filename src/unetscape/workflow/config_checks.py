@@ -219,7 +219,13 @@ def check_run_ids(config: dict) -> None:
             runs_by_id[run.id].setdefault(run, []).append(study)
     for run_id, runs in runs_by_id.items():
         if len(runs) > 1:
-            (a, studies_a), (b, studies_b) = sorted(runs.items())[:2]
+            (a, studies_a), (b, studies_b) = sorted(runs.items(), key=lambda item: item[0].order)[:2]
+            if a.noise == b.noise:  # the same id from another factor: a learning rate
+                raise ConfigError(
+                    f"config key studies.{studies_b[0]}.lr: learning rates {a.lr!r} (studies {', '.join(studies_a)}) "
+                    f"and {b.lr!r} (studies {', '.join(studies_b)}) both give the run id {run_id}: run ids keep "
+                    "6 significant digits of a learning rate; make them differ within 6 significant digits"
+                )
             raise ConfigError(
                 f"config key studies.{studies_b[0]}.noise: noise levels {a.noise!r} "
                 f"(studies {', '.join(studies_a)}) and {b.noise!r} (studies {', '.join(studies_b)}) "

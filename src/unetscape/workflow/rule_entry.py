@@ -129,10 +129,24 @@ def log(message: str) -> None:
 
 def torch_job(smk):
     """Set up torch for a model job: the rule's `threads`, and the config's device resolved
-    (`unetscape.device.resolve_device`: a free GPU for `cuda`/`auto`). Returns the device."""
+    (`unetscape.device.resolve_device`: a free GPU for `cuda`/`auto`). Returns the device.
+
+    The device is read from the config, not from the rule's params: it is how a job runs, not
+    what it computes, so changing it re-runs nothing (every file records the device it was
+    computed on). A device this machine cannot use fails here, before the job writes anything.
+    """
     import torch  # here, so rules that draw figures or tables do not load torch
 
     from unetscape.device import resolve_device
 
     torch.set_num_threads(smk.threads)
-    return resolve_device(smk.params.device)
+    return resolve_device(smk.config["device"])
+
+
+def evaluation_settings(smk) -> dict:
+    """The landscape evaluation settings of a job: what it computes (its params) and how it
+    runs (`RUN_ONLY_EVALUATION`, read from the config so that changing them re-runs nothing)."""
+    from unetscape.workflow.config import RUN_ONLY_EVALUATION
+
+    how = smk.config["landscape"]["evaluation"]
+    return {**smk.params.evaluation, **{key: how[key] for key in RUN_ONLY_EVALUATION if key in how}}
