@@ -6,11 +6,14 @@ non-convexity ratio |lambda_min / lambda_max| that Li et al. (2018) map over the
 and the Hutchinson trace (`spectral.hutchinson_samples`), each for the raw Hessian
 (`hessian.LossHessian`), the Hessian of the batch-norm-folded network and the scale-normalised
 Hessian (`hessian.RelativeHessian`); optionally the spectral density.
+`curvature_summary_with_eigenvectors` also hands out the relative solve's top eigenvectors
+(for the plane of `eigen_plane`), outside the JSON summary.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -132,9 +135,19 @@ def spectrum_summary(operator, settings: dict, log: Callable[[str], None] = prin
     The trace uses its own Rademacher vectors from the same seed, and every sample is kept
     (`trace_samples_values`, in draw order). NaN -> None, ready for json.dump.
     """
+    return _spectrum(operator, settings, log, label)[0]
+
+
+def _spectrum(operator, settings: dict, log: Callable[[str], None], label: str, min_top: int = 1) -> tuple[dict, dict]:
+    """`spectrum_summary` and the Lanczos result it came from (with the eigenvectors).
+
+    The solve asks for at least `min_top` top eigenpairs (as many as the dimension allows);
+    the summary still reports the top `settings["k"]`, so its keys mean what they always did.
+    """
+    k_report = min(settings["k"], operator.dim - 1) if operator.dim > 1 else 1
     extremes = lanczos_extremes(
         operator,
-        k_top=min(settings["k"], operator.dim - 1) if operator.dim > 1 else 1,
+        k_top=max(k_report, min(min_top, operator.dim - 1)) if operator.dim > 1 else 1,
         k_bottom=1 if operator.dim > 1 else 0,
         which=settings["which"],
         tol=settings["tol"],
@@ -158,9 +171,9 @@ def spectrum_summary(operator, settings: dict, log: Callable[[str], None] = prin
         f"{label}: lambda_max {lam_max:.6g}, lambda_min {smallest:.6g}, trace {trace:.6g} +- {trace_se:.2g}; "
         f"lanczos {'converged and checked' if extremes['converged'] else 'NOT converged'}"
     )
-    return {
-        "top_eigenvalues": top,
-        "top_residuals": extremes["top_residuals"],
+    summary = {
+        "top_eigenvalues": top[:k_report],
+        "top_residuals": extremes["top_residuals"][:k_report],
         "lambda_max": lam_max,
         "lambda_min": smallest,
         "lambda_min_residual": extremes["bottom_residuals"][0] if extremes["bottom"] else None,
@@ -174,6 +187,7 @@ def spectrum_summary(operator, settings: dict, log: Callable[[str], None] = prin
         "trace_se": trace_se,
         "trace_samples_values": samples,
     }
+    return summary, extremes
 
 
 
@@ -198,6 +212,55 @@ def curvature_summary(
     ready for json.dump; `settings` records what was used, `eigenvalue_order` says in words
     what "top" means and `invariance` which rescalings move which numbers.
     """
+    return _curvature_summary(model, x, y, settings, log, loss_per_image, keep_vectors=False)[0]
+
+
+@dataclass(frozen=True)
+class RelativeEigenvectors:
+    """The top eigenpairs of the relative solve of `curvature_summary`, kept out of its JSON.
+
+    `vectors` are unit eigenvectors of diag(|w|) H diag(|w|) as float64 rows (n, dim), top
+    first (by the settings' `which`), in the coordinates of `parameter_names` (every learnable
+    parameter, `named_parameters()` order, flattened and concatenated); `values` and
+    `residuals` are their eigenvalues and Ritz residuals ||H~ y - theta y||; `converged` is the
+    checked Lanczos flag of the solve (`relative.lanczos_converged` of the summary).
+    """
+
+    values: list[float]
+    vectors: torch.Tensor
+    residuals: list[float]
+    converged: bool
+    parameter_names: list[str]
+
+
+def curvature_summary_with_eigenvectors(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: dict | None = None,
+    log: Callable[[str], None] = print,
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = soft_dice_loss_per_image,
+) -> tuple[dict, RelativeEigenvectors | None]:
+    """`curvature_summary`, and the top eigenvectors of its relative solve (None if the loss
+    is not finite).
+
+    The relative solve asks Lanczos for at least 2 top eigenpairs (a plane needs two), even
+    when `settings["k"]` is 1; the summary still reports the top k, so its numbers and keys
+    mean what they do in `curvature_summary` (only the step counts of the relative solve
+    can differ when k = 1).
+    """
+    return _curvature_summary(model, x, y, settings, log, loss_per_image, keep_vectors=True)
+
+
+def _curvature_summary(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: dict | None,
+    log: Callable[[str], None],
+    loss_per_image: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    keep_vectors: bool,
+) -> tuple[dict, RelativeEigenvectors | None]:
     from .flatness import fold_batch_norm  # same layer; flatness folds batch norm the same way
 
     settings = resolve_curvature_settings(settings)
@@ -217,7 +280,7 @@ def curvature_summary(
         log("curvature: the loss is not finite; no curvature computed")
         empty = dict.fromkeys(SPECTRUM_NUMBERS)
         return {"loss": None, **empty, "finite": False, **common, "folded": dict(empty), "relative": dict(empty),
-                "hvp_calls": 0}
+                "hvp_calls": 0}, None
     raw = spectrum_summary(hessian, settings, log, "raw curvature")
     summary = {"loss": loss, "finite": True, **raw, **common}
     calls = hessian.hvp_calls
@@ -238,7 +301,19 @@ def curvature_summary(
     elif "folded" not in summary:  # no batch norm: the folded network is the network
         summary["folded"] = {**raw, "parameters": hessian.dim, "same_as_raw": True}
     before = hessian.hvp_calls
-    summary["relative"] = spectrum_summary(RelativeHessian(hessian), settings, log, "relative curvature")
+    summary["relative"], relative = _spectrum(
+        RelativeHessian(hessian), settings, log, "relative curvature", min_top=2 if keep_vectors else 1
+    )
+    eigenvectors = None
+    if keep_vectors:
+        names = [name for name, p in model.named_parameters() if p.requires_grad]  # LossHessian's order
+        eigenvectors = RelativeEigenvectors(
+            values=list(relative["top"]),
+            vectors=relative["top_vectors"].to(torch.float64),
+            residuals=list(relative["top_residuals"]),
+            converged=bool(relative["converged"]),
+            parameter_names=names,
+        )
     calls += hessian.hvp_calls - before
     if settings["density_vectors"] > 0:
         before = hessian.hvp_calls
@@ -253,4 +328,4 @@ def curvature_summary(
         calls += hessian.hvp_calls - before
     summary["hvp_calls"] = calls
     log(f"curvature: {calls} hessian-vector products in all")
-    return summary
+    return summary, eigenvectors
