@@ -18,12 +18,7 @@ rule training_table:
 
 rule landscape_metrics:
     input:
-        surfaces=get_study_surfaces,
-        lines=get_study_lines,
-        hessians=get_study_hessians,
-        flatness=get_study_flatness,
-        histories=get_study_histories,
-        outcomes=get_study_outcomes,
+        unpack(get_study_measures),
         code=code("landscape_metrics.py"),
     output:
         runs=report(
@@ -40,6 +35,13 @@ rule landscape_metrics:
             caption="../report/conditions_table.rst",
             labels={"study": "{study}", "table": "conditions"},
         ),
+        directions=report(
+            "results/tables/directions_{study}.csv",
+            category="Tables",
+            subcategory="{study}",
+            caption="../report/directions_table.rst",
+            labels={"study": "{study}", "table": "direction and seed variance"},
+        ),
     log:
         "results/logs/landscape_metrics/{study}.log",
     localrule: True
@@ -48,6 +50,9 @@ rule landscape_metrics:
     params:
         study=get_study_params,
         metrics=config["metrics"],
+        topology=config["metrics"]["topology"],
+        tolerance=config["training"]["plateau"]["tolerance"],
+        curve_pairs=get_study_curve_pairs,
     script:
         "../scripts/landscape_metrics.py"
 
@@ -82,6 +87,7 @@ rule findings:
         "../envs/unetscape.yaml"
     params:
         metrics=config["metrics"],
+        claims=config["claims"],
     script:
         "../scripts/findings.py"
 

@@ -19,6 +19,8 @@ from unetscape.workflow.config import (
     evaluation_params,
     find_run,
     first_seed_runs,
+    landscape_runs,
+    study_has_landscapes,
     study_runs,
     train_settings,
 )
@@ -56,13 +58,17 @@ onstart:
 STUDIES = list(config["studies"])
 # The landscape evaluation settings that enter the jobs' params (how a job runs stays out).
 EVALUATION = evaluation_params(config)
+# The runs some study with landscapes holds (a learning-rate sweep's runs have none).
+LANDSCAPE_RUNS = set(landscape_runs(config))
+# How the mode-connecting curves are trained (the studies they are for are not a setting of a curve).
+CURVE_SETTINGS = {k: v for k, v in config["curves"].items() if k != "studies"}
 # Models trained elsewhere, measured alone (results/landscape/external/{name}/).
 EXTERNAL = config.get("external", {})
 EXTERNAL_RUN = "results/runs/external/{name}"
 EXTERNAL_LANDSCAPE = "results/landscape/external/{name}"
 # Studies the findings' claims are about (unetscape/analysis/findings.py): a claim whose study is not
 # configured is reported as not tested.
-FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips")
+FINDINGS_STUDIES = ("seeds", "momentum", "noise", "skips", "stability")
 DATASET = config["data"]["name"]
 SURFACE_CHUNKS = config["landscape"]["plane"]["chunks"]
 RUN_DIR = "results/runs/{arch}/{optim}/noise{noise}/seed{seed}"
@@ -171,6 +177,21 @@ def get_run_id(wildcards):
     return find_run(config, **wildcards).id
 
 
+def get_run_parts(wildcards):
+    """Whether a run's curvature is also measured per part of its network: the runs of
+    `curvature.parts.studies` (the skips study compares them), or every run with `every_run`.
+    """
+    parts = config["curvature"]["parts"]
+    if parts["every_run"]:
+        return True
+    run = get_run_id(wildcards)
+    return any(
+        run in {r.id for r in study_runs(config, study)}
+        for study in parts["studies"]
+        if study in config["studies"]
+    )
+
+
 def get_run_noise(wildcards):
     return float(wildcards.noise)
 
@@ -218,10 +239,39 @@ def run_landscape(run, name):
 
 
 def seed_pairs(study):
-    """Consecutive seed pairs (a, b) of every condition of a study: final A -> final B."""
+    """Consecutive seed pairs (a, b) of every condition of a study: final A -> final B (none
+    for a study without landscapes)."""
+    if not study_has_landscapes(config, study):
+        return []
     seeds = sorted(config["studies"][study]["seeds"])
     runs = [run for run in study_runs(config, study) if run.seed in seeds[:-1]]
     return [(run, seeds[seeds.index(run.seed) + 1]) for run in runs]
+
+
+def curve_pairs(study):
+    """The seed pairs of a study that get a mode-connecting curve (`curves.studies`)."""
+    return seed_pairs(study) if study in config["curves"]["studies"] else []
+
+
+def curve_path(run, seed_b):
+    return pair_path(run, seed_b).replace("/interpolation.h5", "/curve.h5")
+
+
+def get_study_curves(wildcards):
+    return [curve_path(run, b) for run, b in curve_pairs(wildcards.study)]
+
+
+def get_study_curve_pairs(wildcards):
+    """[run a, run b, file] of each of the study's curves (the table and figure read them)."""
+    return [
+        [run.id, run.id.replace(f"/seed{run.seed}", f"/seed{b}"), curve_path(run, b)]
+        for run, b in curve_pairs(wildcards.study)
+    ]
+
+
+def landscape_study_runs(study):
+    """A study's runs whose landscapes it reads (none for a study without landscapes)."""
+    return study_runs(config, study) if study_has_landscapes(config, study) else []
 
 
 def pair_path(run, seed_b):
@@ -235,14 +285,14 @@ def pair_path(run, seed_b):
 def get_study_surfaces(wildcards):
     return [
         run_landscape(run, "random/surface.h5")
-        for run in study_runs(config, wildcards.study)
+        for run in landscape_study_runs(wildcards.study)
     ]
 
 
 def get_study_trajectories(wildcards):
     return [
         run_landscape(run, "pca/surface.h5")
-        for run in study_runs(config, wildcards.study)
+        for run in landscape_study_runs(wildcards.study)
     ]
 
 
@@ -250,7 +300,7 @@ def get_study_interpolations(wildcards):
     return {
         "init": [
             run_landscape(run, "interpolation_init.h5")
-            for run in study_runs(config, wildcards.study)
+            for run in landscape_study_runs(wildcards.study)
         ],
         "pairs": [pair_path(run, b) for run, b in seed_pairs(wildcards.study)],
     }
@@ -263,20 +313,55 @@ def get_study_pair_labels(wildcards):
 def get_study_lines(wildcards):
     return [
         run_landscape(run, "random/line.h5")
-        for run in study_runs(config, wildcards.study)
+        for run in landscape_study_runs(wildcards.study)
     ]
 
 
 def get_study_hessians(wildcards):
     return [
         run_landscape(run, "hessian.json")
-        for run in study_runs(config, wildcards.study)
+        for run in landscape_study_runs(wildcards.study)
     ]
 
 
 def get_study_flatness(wildcards):
     return [
         run_landscape(run, "flatness.json")
+        for run in landscape_study_runs(wildcards.study)
+    ]
+
+
+def get_study_measures(wildcards):
+    """Every per-run file the study's table reads: the training's, the edge of stability's, and
+    (for a study with landscapes) its surfaces, direction sets, curvature and flatness.
+    """
+    study, runs = wildcards.study, study_runs(config, wildcards.study)
+    landscape = landscape_study_runs(study)
+    return {
+        "histories": [run_path(run, "history.csv") for run in runs],
+        "outcomes": [run_path(run, "outcome.json") for run in runs],
+        "eos": [run_landscape(run, "edge_of_stability.json") for run in runs],
+        "surfaces": [run_landscape(run, "random/surface.h5") for run in landscape],
+        "lines": [run_landscape(run, "random/line.h5") for run in landscape],
+        "sets": [run_landscape(run, "random/sets.h5") for run in landscape],
+        "hessians": [run_landscape(run, "hessian.json") for run in landscape],
+        "flatness": [run_landscape(run, "flatness.json") for run in landscape],
+        "eigen": [run_landscape(run, "eigen/surface.h5") for run in landscape],
+        "pca": [run_landscape(run, "pca/surface.h5") for run in landscape],
+        "curves": get_study_curves(wildcards),
+    }
+
+
+def get_poster_lr(wildcards):
+    """The configured learning rate of the study's first optimiser (marked on its sweep)."""
+    return float(
+        config["optimizers"][config["studies"][wildcards.study]["optimizers"][0]]["lr"]
+    )
+
+
+def get_study_eos(wildcards):
+    return [
+        run_landscape(run, "edge_of_stability.json")
         for run in study_runs(config, wildcards.study)
     ]
 
@@ -351,18 +436,29 @@ def get_findings_tables(wildcards):
 
 
 def get_run_outputs(run):
-    """A run's training and the landscape files the study rules read."""
-    return [
+    """A run's training, its edge-of-stability numbers and (a run of a study with landscapes)
+    the landscape files the study rules read."""
+    outputs = [
         run_path(run, "history.csv"),
         run_path(run, "outcome.json"),
         run_path(run, "checkpoints"),
-        run_landscape(run, "random/surface.h5"),
-        run_landscape(run, "random/line.h5"),
-        run_landscape(run, "pca/surface.h5"),
-        run_landscape(run, "interpolation_init.h5"),
-        run_landscape(run, "hessian.json"),
-        run_landscape(run, "flatness.json"),
+        run_landscape(run, "edge_of_stability.json"),
     ]
+    if run in LANDSCAPE_RUNS:
+        outputs += [
+            run_landscape(run, name)
+            for name in (
+                "random/surface.h5",
+                "random/line.h5",
+                "random/sets.h5",
+                "pca/surface.h5",
+                "interpolation_init.h5",
+                "hessian.json",
+                "flatness.json",
+                "eigen/surface.h5",
+            )
+        ]
+    return outputs
 
 
 def get_training_tables(wildcards):
@@ -405,14 +501,27 @@ def get_final_outputs():
             f"results/tables/training_{study}.csv",
             f"results/figures/{study}.png",
             f"results/figures/{study}.pdf",
-            f"results/figures/{study}_landscape.png",
-            f"results/figures/{study}_interpolation.png",
             f"results/figures/{study}_metrics.png",
-            f"results/figures/{study}_explore.html",
-            f"results/figures/{study}_3d",
+            f"results/figures/{study}_sharpness.png",
             f"results/tables/conditions_{study}.csv",
             f"results/report/conditions_{study}.html",
         ]
+        if study_has_landscapes(config, study):
+            outputs += [
+                f"results/figures/{study}_landscape.png",
+                f"results/figures/{study}_interpolation.png",
+                f"results/figures/{study}_directions.png",
+                f"results/figures/{study}_explore.html",
+                f"results/figures/{study}_3d",
+            ]
+        if study_has_landscapes(config, study) and (
+            config["curvature"]["parts"]["every_run"]
+            or study in config["curvature"]["parts"]["studies"]
+        ):
+            outputs.append(f"results/figures/{study}_parts.png")
+        # A sweep of learning rates gets its figure of failures against the learning rate.
+        if len(config["studies"][study].get("lr", [])) > 1:
+            outputs.append(f"results/figures/{study}_lr.png")
     # The scale check of built-in U-Net runs (none: a config of other networks only).
     if config["scale_invariance"]["runs"]:
         outputs.append("results/figures/scale_invariance.png")
@@ -422,12 +531,15 @@ def get_final_outputs():
         outputs += get_run_outputs(run)
     for study in STUDIES:
         outputs += [pair_path(run, b) for run, b in seed_pairs(study)]
+        outputs += [curve_path(run, b) for run, b in curve_pairs(study)]
+        if curve_pairs(study):
+            outputs.append(f"results/figures/{study}_curves.png")
     # Per-run figures and ParaView files of each condition's first seed; any other run's on
     # request by file name (drawing them for every run cost a tenth of the default workflow).
     for run in first_seed_runs(config):
         outputs += [
             f"results/figures/landscape/{run.id}/{name}.png"
-            for name in ("surface", "lines", "trajectory")
+            for name in ("surface", "lines", "trajectory", "sharpest")
         ]
         outputs += [
             run_landscape(run, "random/surface.vts"),
@@ -438,7 +550,7 @@ def get_final_outputs():
     for name in EXTERNAL:
         outputs += [
             f"results/figures/landscape/external/{name}/{figure}.png"
-            for figure in ("surface", "lines", "trajectory")
+            for figure in ("surface", "lines", "trajectory", "sharpest")
         ]
         outputs += [
             f"results/landscape/external/{name}/{path}"

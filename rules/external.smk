@@ -36,6 +36,7 @@ rule external_random_plane:
         directions=f"{EXTERNAL_LANDSCAPE}/random/directions.h5",
         line=f"{EXTERNAL_LANDSCAPE}/random/line.h5",
         line_directions=f"{EXTERNAL_LANDSCAPE}/random/line_directions.h5",
+        sets=f"{EXTERNAL_LANDSCAPE}/random/sets.h5",
     log:
         "results/logs/random_plane/external/{name}.log",
     benchmark:
@@ -48,6 +49,7 @@ rule external_random_plane:
     params:
         plane=config["landscape"]["plane"],
         line=config["landscape"]["line"],
+        sets=config["landscape"]["direction_sets"],
         evaluation=EVALUATION,
         noise=0.0,
     script:
@@ -68,6 +70,8 @@ rule external_run_measures:
         interpolation=f"{EXTERNAL_LANDSCAPE}/interpolation_init.h5",
         hessian=f"{EXTERNAL_LANDSCAPE}/hessian.json",
         flatness=f"{EXTERNAL_LANDSCAPE}/flatness.json",
+        eigen_directions=f"{EXTERNAL_LANDSCAPE}/eigen/directions.h5",
+        eigen_surface=f"{EXTERNAL_LANDSCAPE}/eigen/surface.h5",
     log:
         "results/logs/run_measures/external/{name}.log",
     benchmark:
@@ -84,6 +88,8 @@ rule external_run_measures:
         flatness=config["flatness"],
         evaluation=EVALUATION,
         noise=0.0,
+        eigen_plane=config["landscape"]["eigen_plane"],
+        parts=config["curvature"]["parts"]["every_run"],
     script:
         "../scripts/run_measures.py"
 
@@ -94,6 +100,7 @@ rule external_run_figures:
         line=f"{EXTERNAL_LANDSCAPE}/random/line.h5",
         interpolation=f"{EXTERNAL_LANDSCAPE}/interpolation_init.h5",
         trajectory=f"{EXTERNAL_LANDSCAPE}/pca/surface.h5",
+        eigen=f"{EXTERNAL_LANDSCAPE}/eigen/surface.h5",
         outcome=f"{EXTERNAL_RUN}/outcome.json",
         code=code("run_figures.py"),
     output:
@@ -118,8 +125,16 @@ rule external_run_figures:
             caption="../report/run_trajectory.rst",
             labels={"run": "external/{name}", "figure": "trajectory"},
         ),
+        sharpest=report(
+            "results/figures/landscape/external/{name}/sharpest.png",
+            category="Landscapes per run",
+            subcategory="external",
+            caption="../report/run_sharpest.rst",
+            labels={"run": "external/{name}", "figure": "random and sharpest view"},
+        ),
         random_vts=f"{EXTERNAL_LANDSCAPE}/random/surface.vts",
         pca_vts=f"{EXTERNAL_LANDSCAPE}/pca/surface.vts",
+        eigen_vts=f"{EXTERNAL_LANDSCAPE}/eigen/surface.vts",
     log:
         "results/logs/run_figures/external/{name}.log",
     localrule: True
@@ -129,6 +144,7 @@ rule external_run_figures:
         run="external/{name}",
         levels=config["landscape"]["contour_levels"],
         log_scale=config["landscape"]["line"]["log_scale"],
+        threshold=config["metrics"]["topology"]["threshold"],
     script:
         "../scripts/run_figures.py"
 

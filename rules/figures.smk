@@ -29,6 +29,7 @@ rule run_figures:
         line=f"{LANDSCAPE_DIR}/random/line.h5",
         interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
         trajectory=f"{LANDSCAPE_DIR}/pca/surface.h5",
+        eigen=f"{LANDSCAPE_DIR}/eigen/surface.h5",
         outcome=f"{RUN_DIR}/outcome.json",
         code=code("run_figures.py"),
     output:
@@ -53,8 +54,16 @@ rule run_figures:
             caption="../report/run_trajectory.rst",
             labels={"run": RUN_LOG, "figure": "trajectory"},
         ),
+        sharpest=report(
+            f"results/figures/landscape/{RUN_LOG}/sharpest.png",
+            category="Landscapes per run",
+            subcategory="{arch} {optim} noise {noise}",
+            caption="../report/run_sharpest.rst",
+            labels={"run": RUN_LOG, "figure": "random and sharpest view"},
+        ),
         random_vts=f"{LANDSCAPE_DIR}/random/surface.vts",
         pca_vts=f"{LANDSCAPE_DIR}/pca/surface.vts",
+        eigen_vts=f"{LANDSCAPE_DIR}/eigen/surface.vts",
     log:
         f"results/logs/run_figures/{RUN_LOG}.log",
     localrule: True
@@ -64,6 +73,7 @@ rule run_figures:
         run=get_run_id,
         levels=config["landscape"]["contour_levels"],
         log_scale=config["landscape"]["line"]["log_scale"],
+        threshold=config["metrics"]["topology"]["threshold"],
     script:
         "../scripts/run_figures.py"
 
@@ -332,3 +342,130 @@ rule generalisation_page:
         "../envs/unetscape.yaml"
     script:
         "../scripts/generalisation_page.py"
+
+
+# --- stability and the numbers averaged over directions ------------------------------------
+
+
+rule sharpness_figure:
+    input:
+        runs="results/tables/landscape_{study}.csv",
+        eos=get_study_eos,
+        code=code("sharpness_figure.py"),
+    output:
+        png=report(
+            "results/figures/{study}_sharpness.png",
+            category="Stability",
+            subcategory="{study}",
+            caption="../report/sharpness_figure.rst",
+            labels={"study": "{study}", "figure": "edge of stability"},
+        ),
+        pdf="results/figures/{study}_sharpness.pdf",
+    log:
+        "results/logs/sharpness_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/sharpness_figure.py"
+
+
+rule learning_rate_figure:
+    input:
+        runs="results/tables/landscape_{study}.csv",
+        code=code("learning_rate_figure.py"),
+    output:
+        png=report(
+            "results/figures/{study}_lr.png",
+            category="Stability",
+            subcategory="{study}",
+            caption="../report/learning_rate_figure.rst",
+            labels={"study": "{study}", "figure": "learning-rate sweep"},
+        ),
+        pdf="results/figures/{study}_lr.pdf",
+    log:
+        "results/logs/learning_rate_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+        poster_lr=get_poster_lr,
+        level=config["metrics"]["level"],
+    script:
+        "../scripts/learning_rate_figure.py"
+
+
+rule directions_figure:
+    input:
+        table="results/tables/directions_{study}.csv",
+        code=code("directions_figure.py"),
+    output:
+        png=report(
+            "results/figures/{study}_directions.png",
+            category="Numbers per study",
+            subcategory="{study}",
+            caption="../report/directions_figure.rst",
+            labels={"study": "{study}", "figure": "direction and seed"},
+        ),
+        pdf="results/figures/{study}_directions.pdf",
+    log:
+        "results/logs/directions_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/directions_figure.py"
+
+
+rule curves_figure:
+    input:
+        curves=get_study_curves,
+        code=code("curves_figure.py"),
+    output:
+        png=report(
+            "results/figures/{study}_curves.png",
+            category="Landscapes per study",
+            subcategory="{study}",
+            caption="../report/curves_figure.rst",
+            labels={"study": "{study}", "figure": "mode-connecting curves"},
+        ),
+        pdf="results/figures/{study}_curves.pdf",
+    log:
+        "results/logs/curves_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+        pairs=get_study_curve_pairs,
+    script:
+        "../scripts/curves_figure.py"
+
+
+rule parts_figure:
+    input:
+        runs="results/tables/landscape_{study}.csv",
+        code=code("parts_figure.py"),
+    output:
+        png=report(
+            "results/figures/{study}_parts.png",
+            category="Numbers per study",
+            subcategory="{study}",
+            caption="../report/parts_figure.rst",
+            labels={"study": "{study}", "figure": "curvature per part"},
+        ),
+        pdf="results/figures/{study}_parts.pdf",
+    log:
+        "results/logs/parts_figure/{study}.log",
+    localrule: True
+    conda:
+        "../envs/unetscape.yaml"
+    params:
+        study=get_study_params,
+    script:
+        "../scripts/parts_figure.py"

@@ -18,6 +18,8 @@ rule random_plane:
         directions=f"{LANDSCAPE_DIR}/random/directions.h5",
         line=f"{LANDSCAPE_DIR}/random/line.h5",
         line_directions=f"{LANDSCAPE_DIR}/random/line_directions.h5",
+        # K seeded planes and lines on a coarser grid: the numbers averaged over directions
+        sets=f"{LANDSCAPE_DIR}/random/sets.h5",
         # With one chunk the surface is evaluated in this job too: no chunk and merge jobs.
     log:
         f"results/logs/random_plane/{RUN_LOG}.log",
@@ -31,6 +33,7 @@ rule random_plane:
     params:
         plane=config["landscape"]["plane"],
         line=config["landscape"]["line"],
+        sets=config["landscape"]["direction_sets"],
         evaluation=EVALUATION,
         noise=get_run_noise,
     script:
@@ -101,6 +104,8 @@ rule run_measures:
         interpolation=f"{LANDSCAPE_DIR}/interpolation_init.h5",
         hessian=f"{LANDSCAPE_DIR}/hessian.json",
         flatness=f"{LANDSCAPE_DIR}/flatness.json",
+        eigen_directions=f"{LANDSCAPE_DIR}/eigen/directions.h5",
+        eigen_surface=f"{LANDSCAPE_DIR}/eigen/surface.h5",
     log:
         f"results/logs/run_measures/{RUN_LOG}.log",
     benchmark:
@@ -117,6 +122,8 @@ rule run_measures:
         flatness=config["flatness"],
         evaluation=EVALUATION,
         noise=get_run_noise,
+        eigen_plane=config["landscape"]["eigen_plane"],
+        parts=get_run_parts,
     script:
         "../scripts/run_measures.py"
 
@@ -172,3 +179,65 @@ rule scale_invariance:
         evaluation=EVALUATION,
     script:
         "../scripts/scale_invariance.py"
+
+
+# Does a run train at its optimiser's edge of stability? lambda_max and the batch sharpness at
+# a few of its checkpoints, against 2/lr, 2(1+beta)/lr and 2(1-beta)/lr (every run, landscapes
+# or not: the learning-rate sweep has only these).
+rule edge_of_stability:
+    input:
+        checkpoints=f"{RUN_DIR}/checkpoints",
+        outcome=f"{RUN_DIR}/outcome.json",
+        path=get_path_checkpoints,
+        data=get_dataset(),
+        model=get_model_code,
+        code=code("edge_of_stability.py"),
+    output:
+        f"{LANDSCAPE_DIR}/edge_of_stability.json",
+    log:
+        f"results/logs/edge_of_stability/{RUN_LOG}.log",
+    benchmark:
+        f"results/benchmarks/edge_of_stability/{RUN_LOG}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
+    threads: config["threads"]
+    resources:
+        **GPU_JOB,
+    params:
+        sharpness=config["stability"]["sharpness"],
+        evaluation=EVALUATION,
+        noise=get_run_noise,
+    script:
+        "../scripts/edge_of_stability.py"
+
+
+# A low-loss path between two seeds' minima (Garipov et al. 2018): a quadratic Bezier curve whose
+# bend is trained, and the straight line, on the same t grid (consecutive seeds of a condition,
+# for the studies `curves.studies` names).
+rule connect_seeds:
+    input:
+        a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/checkpoints",
+        outcome_a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/outcome.json",
+        b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
+        outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
+        measured=get_pair_checkpoints,
+        data=get_dataset(),
+        model=get_model_code,
+        code=code("connect_seeds.py"),
+    output:
+        "results/landscape/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}/curve.h5",
+    log:
+        "results/logs/connect_seeds/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}.log",
+    benchmark:
+        "results/benchmarks/connect_seeds/{arch}/{optim}/noise{noise}/seeds{seed}-{seed_b}.tsv"
+    conda:
+        "../envs/unetscape.yaml"
+    threads: config["threads"]
+    resources:
+        **GPU_JOB,
+    params:
+        curves=CURVE_SETTINGS,
+        evaluation=EVALUATION,
+        noise=get_run_noise,
+    script:
+        "../scripts/connect_seeds.py"

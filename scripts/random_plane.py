@@ -1,5 +1,5 @@
 """Rule random_plane: the filter-normalised random plane of a run and the 1-D line along its x
-direction (and, for a surface of one chunk, the surface itself)."""
+direction (and, for a surface of one chunk, the surface itself), and the run's direction sets."""
 
 from unetscape.jobs.random_plane import random_plane_and_line
 from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
@@ -21,6 +21,8 @@ def main(smk):
         device,
         log,
         surface_out=smk.output.get("surface"),
+        sets_out=smk.output.get("sets"),
+        sets=smk.params.get("sets"),
     )
 
 

@@ -1,6 +1,6 @@
 """Rule run_measures: at a run's measured weights, the training path (PCA trajectory with the
 surface on its plane, the straight line from the initial weights) and the curvature and
-flatness measures."""
+flatness measures, the curvature per part, and the plane of the Hessian's sharpest directions."""
 
 from unetscape.jobs.run_measures import curvature_and_flatness, training_path
 from unetscape.workflow.rule_entry import evaluation_settings, log, run_rule, torch_job
@@ -36,6 +36,10 @@ def main(smk):
         params.noise,
         device,
         log,
+        eigen_directions_out=outputs.eigen_directions,
+        eigen_surface_out=outputs.eigen_surface,
+        eigen_plane=params.eigen_plane,
+        parts=params.parts,
     )
 
 

@@ -134,7 +134,8 @@ def diverged_runs_table() -> pd.DataFrame:
                      "final_heldout_dice": 0.2, "gap_loss": 0.01, "roughness": np.nan, "relative_lambda_max": np.nan,
                      "relative_nonconvexity": np.nan, "relative_trace": np.nan, "sharpness_r0.25": np.nan,
                      "largest_rise": np.nan, "step_volatility": np.nan, "loss_rises": np.nan,
-                     "final_above_best": np.nan})
+                     "final_above_best": np.nan, "probe_largest_rise": np.nan, "probe_volatility": np.nan,
+                     "probe_rises": np.nan})
     return pd.DataFrame(rows)
 
 
@@ -144,8 +145,8 @@ def test_metrics_of_a_study_with_no_finished_run(figures, tmp_path):
     conditions(runs, SETTINGS).to_csv(tmp_path / "conditions.csv", index=False)
     metrics.plot_study_metrics(STUDY, tmp_path / "runs.csv", tmp_path / "conditions.csv", "x.png")
     (fig,) = figures
-    # the three landscape numbers and the largest rise (a diverged run has no finite loss history
-    # to measure it on) say why
+    # the three landscape numbers and the largest probe rise (a diverged run has no finite probe
+    # curve to measure it on) say why
     assert_empty_panels_say(fig, "no finished run: all 4 diverged", count=4)
     assert not [ax for ax in panels(fig) if ax.axison]
 
@@ -208,6 +209,6 @@ def test_findings_say_why_a_claim_has_no_runs():
     smoother = claim[claim["part"] == "smoother"].iloc[0]
     assert smoother["part_verdict"] == "not tested"
     assert smoother["verdict"] == "no runs to compare (no finished run: all 4 diverged)"
-    # every run diverged: the rate of unstable or diverged runs still compares (2 of 2 each way)
-    rate = claim[claim["metric"] == "unstable_rate"]
+    # every run diverged: the rate of failed runs still compares (2 of 2 each way)
+    rate = claim[claim["metric"] == "failed"]
     assert len(rate) and (rate["mean_a"] == 1).all() and (rate["mean_b"] == 1).all()

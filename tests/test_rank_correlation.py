@@ -13,7 +13,9 @@ from unetscape.analysis.rank_correlation import (
     generalisation_table,
     granulated_tau,
     kendall_tau,
+    stratified_tau,
     tau_b_rows,
+    within_condition_tau,
 )
 
 
@@ -247,3 +249,83 @@ def test_generalisation_table_errors_name_the_column():
         generalisation_table(table, ["measure"], ["test_dice"], ["noise"])
     with pytest.raises(ValueError, match="'measure' of the runs table is not numeric"):
         generalisation_table(table.assign(measure="x"), ["measure"], ["gap"], ["noise"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the stratified (within-condition) tau
+
+
+def slow_stratified(a, b, codes):
+    """sum over conditions of (C - D) / sum of tau-b's denominators, by loops over the pairs."""
+    score = denominator = 0.0
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    for code in sorted(set(codes)):
+        rows = [k for k, c in enumerate(codes) if c == code]
+        pairs = ties_a = ties_b = 0
+        for x in range(len(rows)):
+            for y in range(x + 1, len(rows)):
+                i, j = rows[x], rows[y]
+                sa = (a[i] > a[j]) - (a[i] < a[j])
+                sb = (b[i] > b[j]) - (b[i] < b[j])
+                score += sa * sb
+                pairs += 1
+                ties_a += sa == 0
+                ties_b += sb == 0
+        denominator += math.sqrt((pairs - ties_a) * (pairs - ties_b))
+    return score / denominator if denominator > 0 else math.nan
+
+
+def test_stratified_tau_weighs_conditions_by_their_pairs_by_hand():
+    # condition 0: 3 runs in order, 3 concordant pairs; condition 1: 5 runs, targets 5 4 1 3 2
+    # against measures 1..5: only the pairs (3,4) and (3,5) are concordant, 8 are discordant.
+    # By hand: (3 + 2 - 8) / (3 + 10) = -3/13, where a plain mean of the two taus, 1 and -0.6,
+    # would say 0.2: the 3-run condition would outweigh the 5-run one.
+    measure = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    target = np.array([1.0, 2.0, 3.0, 5.0, 4.0, 1.0, 3.0, 2.0])
+    codes = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    assert scipy.stats.kendalltau(measure[3:], target[3:]).statistic == pytest.approx(-0.6)
+    result = stratified_tau(measure, target, codes)
+    assert result["tau"] == pytest.approx(-3 / 13)
+    assert result["conditions"] == 2 and result["pairs"] == 13
+    # with one condition it is that condition's tau-b
+    assert stratified_tau(measure[3:], target[3:], codes[3:])["tau"] == pytest.approx(-0.6)
+
+
+def test_stratified_tau_with_ties_matches_a_slow_loop_and_a_weighted_mean_of_scipys_taus():
+    rng = np.random.default_rng(7)
+    codes = np.repeat([0, 1, 2, 3], [3, 5, 4, 1])  # a lone run adds no pair
+    a = rng.integers(0, 3, codes.size).astype(float)  # ties in both
+    b = rng.integers(0, 4, codes.size).astype(float)
+    result = stratified_tau(a, b, codes)
+    assert result["tau"] == pytest.approx(slow_stratified(a, b, codes), abs=1e-12)
+    # the same number as the conditions' tau-b (SciPy) weighted by their denominators
+    taus, weights = [], []
+    for code in (0, 1, 2):
+        x, y = a[codes == code], b[codes == code]
+        if len(set(x)) > 1 and len(set(y)) > 1:
+            taus.append(scipy.stats.kendalltau(x, y).statistic)
+            n0 = len(x) * (len(x) - 1) / 2
+            n1 = sum(math.comb(int(c), 2) for c in np.unique(x, return_counts=True)[1])
+            n2 = sum(math.comb(int(c), 2) for c in np.unique(y, return_counts=True)[1])
+            weights.append(math.sqrt((n0 - n1) * (n0 - n2)))
+    assert result["tau"] == pytest.approx(np.average(taus, weights=weights), abs=1e-12)
+    assert math.isnan(stratified_tau([1.0, 2.0], [3.0, 4.0], [0, 1])["tau"])  # no condition with a pair
+
+
+def test_within_condition_bootstrap_matches_resampling_by_a_slow_loop():
+    rng = np.random.default_rng(3)
+    codes = np.repeat([0, 1], [3, 5])
+    a, b = rng.integers(0, 4, 8).astype(float), rng.normal(size=8)
+    n_perm, n_boot, seed = 50, 200, 5
+    result = within_condition_tau(a, b, codes, n_perm=n_perm, n_boot=n_boot, level=0.9, seed=seed)
+    # replay the generator: the shuffles first (one draw per condition), then the resamples
+    replay = np.random.default_rng(seed)
+    for g in (np.arange(3), np.arange(3, 8)):
+        replay.permuted(np.broadcast_to(b[g], (n_perm, len(g))).copy(), axis=1)
+    draws = [g[replay.integers(0, len(g), size=(n_boot, len(g)))] for g in (np.arange(3), np.arange(3, 8))]
+    taus = [slow_stratified(a[rows], b[rows], codes[rows])
+            for rows in (np.concatenate([d[k] for d in draws]) for k in range(n_boot))]
+    taus = [t for t in taus if not math.isnan(t)]
+    assert 0 < len(taus) <= n_boot
+    assert result["low"] == pytest.approx(slow_quantile(taus, 0.05), abs=1e-12)
+    assert result["high"] == pytest.approx(slow_quantile(taus, 0.95), abs=1e-12)

@@ -69,15 +69,18 @@ def test_findings_page_is_an_html_table_per_claim_part(tmp_path):
     pd.DataFrame({
         "claim": ["bn", "bn", "mom"], "claim_text": ["Batch norm", "Batch norm", "Momentum"],
         "claim_verdict": ["partly supported", "partly supported", "inconclusive at this n"],
+        "claim_summary": ["partly supported: smoother -- supported; convex -- inconclusive at this n"] * 2
+        + ["inconclusive at this n: sharper -- inconclusive at this n"],
         "part": ["smoother", "convex", "sharper"], "part_text": ["smoother", "more convex", "sharper minima"],
         "part_verdict": ["supported", "inconclusive at this n", "inconclusive at this n"],
+        "role": ["primary", "primary", "primary"],
         "metric": ["roughness", "relative_nonconvexity", "relative_lambda_max"], "within": ["", "", ""],
         "group_a": ["norm=none"] * 2 + ["optimizer=sgd"], "group_b": ["norm=batch"] * 2 + ["optimizer=sgd_momentum"],
-        "n_a": [5, 5, 5], "n_b": [5, 5, 5], "mean_a": [1.0, 0.3, 2.0], "mean_b": [0.9, 0.1, 2.3],
-        "effect": [-0.1, -0.2, 0.3], "effect_ci_low": [-0.15, -0.3, -0.1], "effect_ci_high": [-0.05, -0.1, 0.7],
-        "p_holm": [0.01, 0.2, 0.4], "verdict": ["supports", "inconclusive", "inconclusive"],
-        "decision": ["different", "inconclusive", "inconclusive"], "seeds_needed": [None, 12, 30],
-        "seeds_needed_margin": [None, 8, 9], "source": "x.csv",
+        "n_a": [5, 5, 5], "n_b": [5, 5, 5], "n_unconverged": [0, 1, 0], "mean_a": [1.0, 0.3, 2.0],
+        "mean_b": [0.9, 0.1, 2.3], "effect": [-0.1, -0.2, 0.3], "effect_ci_low": [-0.15, -0.3, -0.1],
+        "effect_ci_high": [-0.05, -0.1, 0.7], "p_holm": [0.01, 0.2, 0.4],
+        "verdict": ["supports", "inconclusive", "inconclusive"],
+        "decision": ["different", "inconclusive", "inconclusive"], "seeds_needed": [None, 12, 30], "source": "x.csv",
     }).to_csv(csv, index=False)
     out = tmp_path / "findings.html"
     report_pages.findings_page(csv, out)
@@ -85,60 +88,94 @@ def test_findings_page_is_an_html_table_per_claim_part(tmp_path):
     smoother, convex, sharper = tables_of(html)
     assert len(smoother) == len(convex) == len(sharper) == 2  # header + the part's comparison
     header = smoother[0]
-    assert smoother[1][header.index("difference b - a [interval]")] == "-0.1[-0.15, -0.05]"
-    assert "Batch norm (study" not in html and "Batch norm: partly supported" in html
-    assert "smoother: supported" in html and "supported only when every part is" in html
+    assert smoother[1][header.index("effect [interval at the family's level]")] == "-0.1[-0.15, -0.05]"
+    assert convex[1][convex[0].index("left out (Lanczos)")] == "1"
+    assert "Batch norm: partly supported: smoother -- supported" in html
+    assert "smoother: supported" in html and "supported only when every part was tested" in html
 
 
-def test_front_page_claims_table_has_a_row_per_part_with_effect_interval_and_n():
+def claims_of(findings_rows):
+    return pd.DataFrame(findings_rows)
+
+
+def comparison(claim, part, verdict, decision, needed=math.nan, part_needed=math.nan, n=5, kind="means",
+               metric="roughness", within="arch=simple", **extra):
+    return {"claim": claim, "claim_text": claim.title(), "claim_verdict": "partly supported",
+            "claim_summary": f"partly supported: {part} -- {verdict}", "part": part, "part_text": part,
+            "part_verdict": verdict, "part_seeds_needed": part_needed, "metric": metric, "kind": kind,
+            "study": "seeds", "within": within, "group_a": "norm=none", "group_b": "norm=batch", "n_a": n, "n_b": n,
+            "n_unconverged": 0, "effect": -0.5, "effect_ci_low": -0.9, "effect_ci_high": -0.1, "ci_level": 0.99,
+            "p_holm": 0.2, "equivalence_margin": 1.0, "decision": decision, "seeds_needed": needed,
+            "test": "Welch t-test", **extra}
+
+
+def test_front_page_claims_table_has_a_row_per_part_and_stratum_then_the_claim_in_words():
     from unetscape.analysis.findings import claims_table, findings_table
 
     rng = np.random.default_rng(0)
     rows = [{"arch": a, "optimizer": o, "noise": 0.0, "seed": s, "norm": n, "skip": "concat", "outcome": "finished",
-             "roughness": 2.0 - (0.5 if n == "batch" else 0) + rng.normal(0, 0.1),
-             "relative_nonconvexity": 0.3 + rng.normal(0, 0.05), "largest_rise": rng.uniform(0, 0.05),
-             "step_volatility": 0.2 + rng.normal(0, 0.01)}
+             "roughness": 4.0 - (2.0 if n == "batch" else 0) + rng.normal(0, 0.1),
+             "relative_nonconvexity": 0.3 + rng.normal(0, 0.05), "probe_largest_rise": rng.uniform(0, 0.05),
+             "relative_lambda_max": 2.0, "relative_lanczos_converged": s > 0}
             for o in ("sgd", "sgd_momentum") for a, n in (("simple", "none"), ("improved", "batch")) for s in range(5)]
     findings = findings_table({"seeds": (pd.DataFrame(rows), "t.csv")},
                               {"level": 0.95, "bootstrap": 500, "seed": 0, "min_runs": 3, "alpha": 0.05})
     text = report_pages.claims_rst(claims_table(findings))
     assert ":header-rows: 1" in text
-    # 4 claims, 10 parts: a header row and one row per part
-    assert text.count("   * - ") == 1 + 10
-    assert "**Batch norm gives normal behaviour**: *partly supported*" in text
-    smooth = next(line for line in text.splitlines() if line.startswith("     - roughness")).replace("\u200b", "")
-    assert re.search(r"roughness \(optimizer=sgd\): -0\.\d+ \[-0\.\d+, -0\.\d+\]", smooth), smooth
-    assert "A claim is contradicted when any of its parts is" in text
+    # batch norm: 3 parts x 2 optimisers; momentum, noise: one row per part (not tested), skips
+    # 3: then a row per claim with its verdict in words; and a header row
+    assert text.count("   * - ") == 1 + 6 + 3 + 1 + 3 + 4
+    lines = text.splitlines()
+    claim_row = lines.index("   * - **Claim: Batch norm gives normal behaviour**")
+    assert lines[claim_row + 1] == "     - **partly supported**"
+    assert lines[claim_row + 2].startswith("     - smoother -- supported; more convex -- ")
+    smooth = next(line for line in lines if line.startswith("     - roughness")).replace("\u200b", "")
+    assert re.search(r"roughness \(optimizer=sgd, norm=batch vs norm=none\): -\d\.\d+ \[-\d\.\d+, -\d\.\d+\]",
+                     smooth), smooth
+    assert "A claim is contradicted when any of its parts is" in text and "negligible" in text
+    assert "Bonferroni level 1 - alpha/m" in text and "99.2%" in text  # m = 6 here
+    assert "``roughness`` ±1" in text  # the margins
+    # the non-convexity of the first run of each group was not converged: 4 values left out
+    assert "did not converge: 4." in text
+    # the glossary of the measures the table names, at the end
+    glossary = text[text.index("**The measures named here:**"):]
+    assert "- ``roughness``: mean over the run's random filter-normalised planes" in glossary
+    assert "- ``relative_nonconvexity``:" in glossary and "- ``probe_largest_rise``:" in glossary
+    assert "``relative_lambda_max``" not in glossary  # not named: its part was not tested
 
 
-def test_front_page_plan_says_what_these_runs_decide_and_what_the_rest_needs():
-    def part(claim, text, verdict, needed=math.nan, margin=math.nan, n=5):
-        return {"claim": claim, "claim_text": claim.title(), "claim_verdict": "partly supported", "part": text,
-                "part_text": text, "part_verdict": verdict, "metric": "roughness", "within": "arch=simple",
-                "n_a": n, "n_b": n, "effect": -0.5, "effect_ci_low": -0.9, "effect_ci_high": -0.1,
-                "seeds_needed": needed, "seeds_needed_margin": margin}
-
-    claims = pd.DataFrame([
-        part("batch norm", "smoother", "supported"),
-        part("batch norm", "more convex", "inconclusive at this n", 35, 13),
-        part("momentum", "rougher", "inconclusive at this n", math.inf, 20000, n=3),
-        part("momentum", "sharper", "inconclusive at this n", 9, 75, n=3),
-        {**part("noise", "rougher", "not tested"), "metric": math.nan, "n_a": math.nan, "n_b": math.nan},
+def test_front_page_plan_says_what_these_runs_decide_and_what_each_part_needs():
+    claims = claims_of([
+        comparison("batch norm", "smoother", "supported", "different"),
+        comparison("batch norm", "more convex", "inconclusive at this n", "inconclusive", 35, 35),
+        comparison("batch norm", "more convex", "inconclusive at this n", "equivalent", math.nan, 35,
+                   within="arch=improved"),
+        comparison("momentum", "less stable", "inconclusive at this n", "inconclusive", 9, 12, kind="dose_response",
+                   metric="failed", n=15, critical_lr_a=0.55, critical_lr_b=math.nan, half_failed_lr_b=0.3),
+        comparison("momentum", "less stable", "inconclusive at this n", "inconclusive", 12, 12, kind="dose_response",
+                   metric="failed", n=15, within="arch=improved"),
+        comparison("momentum", "rougher", "inconclusive at this n", "inconclusive", math.inf, math.inf, n=3),
+        {**comparison("noise", "rougher", "not tested", math.nan), "test": math.nan, "metric": "roughness",
+         "n_a": math.nan, "n_b": math.nan, "note": "study 'noise' is not in the config"},
     ])
     text = report_pages.claims_rst(claims)
     plan = text[text.index("**Plan.**"):]
-    assert plan.startswith("**Plan.** With 3–5 seeds per condition these runs decide 1 of 4 parts: "
+    assert plan.startswith("**Plan.** With 3–5 runs per group these runs decide 1 of 4 parts: "
                            "*Batch Norm*: smoother (supported).")
-    # one line per undecided part, fewest seeds first; no effect and beyond the cap said in words
-    items = [line for line in plan.splitlines() if line.startswith("- ")]
-    assert items == ["- 9 / 75: *Momentum*: sharper", "- 35 / 13: *Batch Norm*: more convex",
-                     "- more than 10,000 / more than 10,000: *Momentum*: rougher"]
-    assert "noise" not in plan.lower()  # a part without runs is no part to plan
-    # the table's seeds column: observed / delta, only where undecided
+    # one line per undecided part, the runs its own rule needs (every stratum), fewest first
+    items = [line for line in plan.splitlines() if line.startswith("- ")][:3]
+    assert items == ["- 12 seeds per learning rate and group: *Momentum*: less stable (``failed``, study seeds)",
+                     "- 35 runs per group: *Batch Norm*: more convex (``roughness``, study seeds)",
+                     "- more than 10,000 runs per group: *Momentum*: rougher (``roughness``, study seeds)"]
+    assert "*Noise*" not in plan  # a part without runs is no part to plan
+    # the table's runs column: this comparison's own, where it is undecided
     rows = [line for line in text.splitlines() if line.startswith("     - ")]
-    assert "     - 35 / 13" in rows and "     - 9 / 75" in rows
-    assert rows[rows.index("     - smoother") + 4] == "     - –"
-    assert "     - 5+5" in rows and "     - 3+3" in rows
+    assert "     - 35 runs per group" in rows and "     - 9 seeds per learning rate and group" in rows
+    assert rows[rows.index("     - **supported**") + 5] == "     - –"  # decided: nothing to plan
+    assert "     - study 'noise' is not in the config" in rows
+    # a sweep's learning rates at 50% failure: from the fit, or where half the runs failed
+    sweep = next(r for r in rows if r.startswith("     - failed (arch=\u200bsimple")).replace("\u200b", "")
+    assert sweep.endswith("; lr at 50% failure: norm=none 0.55, norm=batch 0.3 (half its runs failed)")
 
 
 def test_generalisation_page_reads_every_tau_from_the_table(tmp_path):

@@ -5,6 +5,8 @@ For one measure (e.g. a sharpness) and one target (e.g. the generalisation gap) 
     kendall_tau        Kendall's tau-b (ties handled) and its two-sided p-value
     bootstrap_tau      a percentile interval for tau-b, resampling runs with replacement
     granulated_tau     Jiang et al. 2020's granulated tau: psi per factor and their mean Psi
+    stratified_tau     tau within strata (conditions), pooled over their pairs
+    within_condition_tau   the stratified tau with a permutation p-value and a bootstrap interval
     generalisation_table   all of them for every (measure, target) pair of a runs table
 
 tau-b = (C - D) / sqrt((n0 - n1) (n0 - n2)) over the n0 = n (n - 1) / 2 pairs of runs, C and D
@@ -18,6 +20,7 @@ Every random draw comes from `numpy.random.default_rng(seed)`.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -50,11 +53,19 @@ def kendall_tau(measure, target) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+@functools.lru_cache(maxsize=256)
+def _pair_index(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n (n - 1) / 2 pairs i < j of n runs, as two (read-only, shared) index arrays."""
+    first, second = np.triu_indices(n, k=1)
+    first.flags.writeable = second.flags.writeable = False
+    return first, second
+
+
 def tau_b_rows(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
     """tau-b of every row of a against the same row of b, (rows, n) -> (rows,), NaN where undefined.
 
-    Pairwise signs over all ordered pairs (i, j), halved: the O(n^2) definition, vectorised
-    over rows (the bootstrap resamples) in chunks of `chunk` rows to bound memory.
+    Signs over the pairs i < j: the O(n^2) definition, vectorised over rows (the bootstrap
+    resamples) in chunks of `chunk` rows to bound memory.
     """
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -62,18 +73,43 @@ def tau_b_rows(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
         raise ValueError(f"row shapes differ: {a.shape} and {b.shape}")
     rows, n = a.shape
     out = np.full(rows, np.nan)
-    pairs = n * (n - 1) / 2
+    first, second = _pair_index(n)
+    pairs = first.size
     for start in range(0, rows, chunk):
-        sa = np.sign(a[start : start + chunk, :, None] - a[start : start + chunk, None, :])
-        sb = np.sign(b[start : start + chunk, :, None] - b[start : start + chunk, None, :])
-        score = (sa * sb).sum(axis=(1, 2)) / 2  # C - D
-        # Tied pairs; the diagonal (i, i) ties n times in both and is not a pair.
-        ties_a = ((sa == 0).sum(axis=(1, 2)) - n) / 2
-        ties_b = ((sb == 0).sum(axis=(1, 2)) - n) / 2
+        sa = np.sign(a[start : start + chunk, first] - a[start : start + chunk, second])
+        sb = np.sign(b[start : start + chunk, first] - b[start : start + chunk, second])
+        score = (sa * sb).sum(axis=1)  # C - D
+        ties_a = (sa == 0).sum(axis=1)
+        ties_b = (sb == 0).sum(axis=1)
         denominator = np.sqrt((pairs - ties_a) * (pairs - ties_b))
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start : start + chunk] = np.where(denominator > 0, score / denominator, np.nan)
     return out
+
+
+def _resampled_parts(a: np.ndarray, b: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """C - D and tau-b's denominator of every resample (row of `index`, runs drawn from a and
+    b), from how often each run is drawn, w (rows, n), and the n x n pairwise signs s_a, s_b:
+
+        C - D = 1/2 sum_{i,j} w_i w_j s_a(i, j) s_b(i, j)
+        pairs tied in a = (sum_{i,j} w_i w_j [a_i = a_j] - n) / 2   (a run drawn twice ties with itself)
+
+    the same numbers as `tau_b_rows(a[index], b[index])` without forming the resamples' pairs.
+    """
+    rows, n = index.shape
+    flat = (np.arange(rows)[:, None] * a.size + index).ravel()
+    weights = np.bincount(flat, minlength=rows * a.size).reshape(rows, a.size).astype(np.float64)
+    sign_a = np.sign(a[:, None] - a[None, :])
+    sign_b = np.sign(b[:, None] - b[None, :])
+
+    def quadratic(matrix):
+        return ((weights @ matrix) * weights).sum(axis=1)
+
+    score = quadratic(sign_a * sign_b) / 2
+    pairs = n * (n - 1) / 2
+    ties_a = (quadratic((sign_a == 0).astype(np.float64)) - n) / 2
+    ties_b = (quadratic((sign_b == 0).astype(np.float64)) - n) / 2
+    return score, np.sqrt(np.maximum(pairs - ties_a, 0) * np.maximum(pairs - ties_b, 0))
 
 
 def bootstrap_tau(measure, target, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
@@ -99,7 +135,8 @@ def bootstrap_tau(measure, target, n_boot: int = 2000, level: float = 0.95, seed
     if n < 2:
         return result
     index = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    taus = tau_b_rows(a[index], b[index])
+    score, denominator = _resampled_parts(a, b, index)
+    taus = _ratio(score[:, None], denominator[:, None])
     taus = taus[~np.isnan(taus)]
     result["valid"] = int(taus.size)
     if taus.size:
@@ -148,24 +185,38 @@ def granulated_tau(table: pd.DataFrame, factors: Sequence[str], measure: str, ta
     for factor in factors:
         if table[factor].isna().any():
             raise ValueError(f"factor column {factor!r} has missing values")
-    psi, groups, undefined = {}, {}, {}
-    m, t = values["m"].to_numpy(), values["t"].to_numpy()
+    return _granulated(values["m"].to_numpy(), values["t"].to_numpy(), factors, _factor_codes(table, factors))
+
+
+def _factor_codes(table: pd.DataFrame, factors: Sequence[str]) -> dict:
+    """For each factor: (integer code of its level, integer code of the group of the OTHER
+    factors' values) per run, computed once for every measure and target of a table."""
+    table = table.reset_index(drop=True)
+    codes = {}
     for factor in factors:
         others = [f for f in factors if f != factor]
-        codes = table.groupby(others, sort=True).ngroup().to_numpy() if others else np.zeros(len(table), int)
-        levels = table[factor].to_numpy()
-        taus, ties = [], 0
-        for code in np.unique(codes):
-            rows = np.flatnonzero(codes == code)
-            if len(set(levels[rows].tolist())) < 2:
-                continue
-            tau = float(tau_b_rows(m[rows][None, :], t[rows][None, :])[0])  # = kendall_tau's, without SciPy's overhead
-            if math.isnan(tau):
-                ties += 1
-            else:
-                taus.append(tau)
-        psi[factor] = float(np.mean(taus)) if taus else math.nan
-        groups[factor], undefined[factor] = len(taus), ties
+        group = table.groupby(others, sort=True).ngroup().to_numpy() if others else np.zeros(len(table), int)
+        codes[factor] = (pd.factorize(table[factor])[0], group)
+    return codes
+
+
+def _granulated(m: np.ndarray, t: np.ndarray, factors: Sequence[str], codes: dict) -> dict:
+    """`granulated_tau` of the runs' measure m and target t from `_factor_codes`: every group's
+    tau-b at once from its pairs' signs (`_stratified_parts`)."""
+    psi, groups, undefined = {}, {}, {}
+    for factor in factors:
+        levels, group = codes[factor]
+        names, group = np.unique(group, return_inverse=True)
+        # groups where the factor takes at least two values; the others are not compared
+        distinct = np.bincount(np.unique(np.stack([group, levels]), axis=1)[0], minlength=names.size)
+        first, second, owners = _condition_pairs(group)
+        score, denominator = _stratified_parts(np.sign(m[first] - m[second])[None, :],
+                                               np.sign(t[first] - t[second])[None, :], owners, names.size)
+        varied = distinct >= 2
+        defined = varied & (denominator[0] > 0)
+        taus = score[0][defined] / denominator[0][defined]
+        psi[factor] = float(np.mean(taus)) if taus.size else math.nan
+        groups[factor], undefined[factor] = int(taus.size), int((varied & ~defined).sum())
     defined = [v for v in psi.values() if not math.isnan(v)]
     return {
         "psi": psi,
@@ -199,19 +250,27 @@ def generalisation_table(
     measures, targets, factors = list(measures), list(targets), list(factors)
     if not measures or not targets:
         raise ValueError("need at least one measure and one target")
+    if not factors or len(set(factors)) != len(factors):
+        raise ValueError(f"factors must be distinct column names, got {factors!r}")
     _check_columns(runs, factors, "factors")
     _check_columns(runs, measures, "measures")
     _check_columns(runs, targets, "targets")
+    runs = runs.reset_index(drop=True)
+    codes = _factor_codes(runs, factors)
+    missing = {factor: runs[factor].isna().to_numpy() for factor in factors}
     rows = []
     for measure in measures:
         m = _numeric(runs, measure)
         for target in targets:
             t = _numeric(runs, target)
-            keep = m.notna() & t.notna()
-            used = runs[keep]
+            keep = (m.notna() & t.notna()).to_numpy()
             tau, p_value = kendall_tau(m[keep], t[keep])
             interval = bootstrap_tau(m[keep], t[keep], n_boot=n_boot, level=level, seed=seed)
-            granulated = granulated_tau(used, factors, measure, target)
+            for factor in factors:
+                if missing[factor][keep].any():
+                    raise ValueError(f"factor column {factor!r} has missing values")
+            used = {f: (levels[keep], group[keep]) for f, (levels, group) in codes.items()}
+            granulated = _granulated(m[keep].to_numpy(), t[keep].to_numpy(), factors, used)
             row = {
                 "measure": measure,
                 "target": target,
@@ -242,24 +301,72 @@ def _condition_codes(table: pd.DataFrame, condition: Sequence[str]) -> np.ndarra
     return table.reset_index(drop=True).groupby(condition, sort=True, dropna=False).ngroup().to_numpy()
 
 
-def _within_taus(measure: np.ndarray, targets: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Mean over conditions of tau-b within each condition, for every row of `targets`
-    (rows, n): conditions with fewer than two runs, or where tau-b is undefined, are skipped;
-    NaN where no condition has a tau."""
-    rows = targets.shape[0]
-    taus = []
-    for code in np.unique(codes):
+def _condition_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs i < j of runs of the same condition: (first, second, condition of the pair),
+    the condition numbered 0.. in the order of np.unique(codes)."""
+    firsts, seconds, owners = [], [], []
+    for k, code in enumerate(np.unique(codes)):
         members = np.flatnonzero(codes == code)
-        if len(members) < 2:
-            continue
-        m = np.broadcast_to(measure[members], (rows, len(members)))
-        taus.append(tau_b_rows(m, targets[:, members]))
-    if not taus:
-        return np.full(rows, np.nan)
-    stacked = np.vstack(taus)
-    counts = np.isfinite(stacked).sum(0)
-    with np.errstate(invalid="ignore"):
-        return np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
+        first, second = _pair_index(len(members))
+        firsts.append(members[first])
+        seconds.append(members[second])
+        owners.append(np.full(first.size, k))
+    if not firsts:
+        empty = np.zeros(0, dtype=int)
+        return empty, empty, empty
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(owners)
+
+
+def _stratified_parts(sa: np.ndarray, sb: np.ndarray, owners: np.ndarray, conditions: int):
+    """Per row and condition, from the pairs' signs sa, sb (rows, pairs): C - D, and tau-b's
+    denominator sqrt((n0 - n1)(n0 - n2)) (n0 pairs, n1 and n2 of them tied in the measure and
+    in the target). Both (rows, conditions)."""
+    onehot = np.zeros((owners.size, conditions))
+    onehot[np.arange(owners.size), owners] = 1.0
+    score = (sa * sb) @ onehot
+    pairs = onehot.sum(0)
+    ties_a = (sa == 0) @ onehot
+    ties_b = (sb == 0) @ onehot
+    return score, np.sqrt((pairs - ties_a) * (pairs - ties_b))
+
+
+def _ratio(score: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """sum over conditions of score / sum of denominator, per row; NaN where the latter is 0."""
+    total = denominator.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, score.sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def stratified_tau(measure, target, codes) -> dict:
+    """Kendall's tau-b among runs of the same condition, pooled over the conditions' pairs.
+
+        tau_s = sum_c (C_c - D_c) / sum_c sqrt((n0_c - n1_c)(n0_c - n2_c))
+
+    over the conditions c (`codes`: one per run), with C_c, D_c the concordant and discordant
+    pairs of runs within condition c, n0_c = m_c (m_c - 1) / 2 its pairs and n1_c, n2_c those
+    tied in the measure and in the target. Equivalently, the mean of the conditions' tau-b
+    weighted by their denominators d_c: tau_s = sum_c d_c tau_c / sum_c d_c, and without ties
+    d_c = n0_c, so a condition weighs by its number of pairs: 5 runs (10 pairs) count 10/3 as
+    much as 3 runs (3 pairs), as they would in one tau over all those pairs (a plain mean of
+    the conditions' taus gives a 3-run condition's tau, which takes only 7 values, the weight of
+    a 5-run one). A condition with fewer than two runs, or with a constant measure or target,
+    has d_c = 0 and adds nothing; NaN when no condition has a pair. With one condition it is
+    that condition's tau-b.
+
+    Returns {"tau", "conditions" (with d_c > 0), "pairs" (sum of n0_c over them)}.
+    """
+    a, b = _pair(measure, target)
+    codes = np.asarray(codes)
+    if codes.shape != a.shape:
+        raise ValueError(f"need one condition per run, got {codes.size} for {a.size} runs")
+    first, second, owners = _condition_pairs(codes)
+    conditions = np.unique(codes).size
+    sa, sb = np.sign(a[first] - a[second])[None, :], np.sign(b[first] - b[second])[None, :]
+    score, denominator = _stratified_parts(sa, sb, owners, conditions)
+    counted = denominator[0] > 0
+    pairs = np.bincount(owners, minlength=conditions)
+    return {"tau": float(_ratio(score, denominator)[0]), "conditions": int(counted.sum()),
+            "pairs": int(pairs[counted].sum())}
 
 
 def within_condition_tau(
@@ -274,48 +381,59 @@ def within_condition_tau(
     """Kendall's tau-b between measure and target among runs of the same condition only.
 
     `codes` gives each run's condition (runs that differ only in their seed share one). The
-    statistic is the mean, over conditions with at least two runs and a defined tau-b, of the
-    tau-b within the condition: a difference between conditions (say, architectures that differ
-    in both the measure and held-out Dice) cannot make it large, as it can the pooled tau.
+    statistic is `stratified_tau`: every within-condition pair of runs counts once, whatever
+    the size of its condition, and a difference between conditions (say, architectures that
+    differ in both the measure and held-out Dice) cannot make it large, as it can the pooled tau.
 
     p-value: a two-sided permutation test that shuffles the target among the runs of each
-    condition (`n_perm` seeded shuffles; p = (1 + #{|tau*| >= |tau|}) / (1 + n_perm)). It
-    assumes that, without an association, the runs of a condition are exchangeable: their seeds
-    are its only difference. Interval: a percentile bootstrap resampling runs within each
-    condition (`n_boot` resamples). Both from numpy.random.default_rng(seed).
+    condition (`n_perm` seeded shuffles; p = (1 + #{|tau*| >= |tau|}) / (1 + n_perm)), all
+    shuffles at once: the pairs' signs of every shuffle in one array. It assumes that, without
+    an association, the runs of a condition are exchangeable: their seeds are its only
+    difference. The smallest p it can give is 1 / (1 + n_perm): a family of m tests adjusted
+    by Holm needs n_perm >= m / alpha for any of them to reach alpha. Interval: a percentile
+    bootstrap resampling runs within each condition (`n_boot` resamples). Both from
+    numpy.random.default_rng(seed).
 
-    Returns {"tau", "p_value", "low", "high", "conditions" (with a tau), "n_perm", "n_boot"}.
+    Returns {"tau", "p_value", "low", "high", "conditions" (with a tau), "pairs", "n_perm", "n_boot"}.
     """
     a, b = _pair(measure, target)
     codes = np.asarray(codes)
     if codes.shape != a.shape:
         raise ValueError(f"need one condition per run, got {codes.size} for {a.size} runs")
-    observed = float(_within_taus(a, b[None, :], codes)[0])
-    groups = [np.flatnonzero(codes == code) for code in np.unique(codes)]
-    conditions = sum(
-        1 for g in groups if len(g) >= 2 and np.isfinite(tau_b_rows(a[g][None, :], b[g][None, :])[0])
-    )
-    result = {"tau": observed, "p_value": math.nan, "low": math.nan, "high": math.nan, "conditions": conditions,
-              "n_perm": n_perm, "n_boot": n_boot}
-    if math.isnan(observed):
+    for name, value in (("n_perm", n_perm), ("n_boot", n_boot)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    observed = stratified_tau(a, b, codes)
+    result = {"tau": observed["tau"], "p_value": math.nan, "low": math.nan, "high": math.nan,
+              "conditions": observed["conditions"], "pairs": observed["pairs"], "n_perm": n_perm, "n_boot": n_boot}
+    if math.isnan(observed["tau"]):
         return result
     rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(codes == code) for code in np.unique(codes)]
+    first, second, owners = _condition_pairs(codes)
     shuffled = np.broadcast_to(b, (n_perm, b.size)).copy()
     for g in groups:
         shuffled[:, g] = rng.permuted(shuffled[:, g], axis=1)
-    null = _within_taus(a, shuffled, codes)
+    sa = np.sign(a[first] - a[second])[None, :]
+    null = np.empty(n_perm)
+    chunk = max(1, 4_000_000 // max(first.size, 1))
+    for start in range(0, n_perm, chunk):
+        rows = shuffled[start : start + chunk]
+        sb = np.sign(rows[:, first] - rows[:, second])
+        null[start : start + chunk] = _ratio(*_stratified_parts(np.broadcast_to(sa, sb.shape), sb, owners,
+                                                                 len(groups)))
     null = null[np.isfinite(null)]
-    result["p_value"] = float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + null.size))
+    result["p_value"] = float((1 + np.sum(np.abs(null) >= abs(observed["tau"]) - 1e-12)) / (1 + null.size))
     # resampled runs keep their condition: each resample's tau is a within-condition one too
-    taus = [tau_b_rows(a[idx], b[idx]) for g in groups if len(g) >= 2
-            for idx in [g[rng.integers(0, len(g), size=(n_boot, len(g)))]]]
-    boot = np.array([])
-    if taus:
-        stacked = np.vstack(taus)
-        counts = np.isfinite(stacked).sum(0)
-        with np.errstate(invalid="ignore"):
-            boot = np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
-        boot = boot[np.isfinite(boot)]
+    score, denominator = np.zeros(n_boot), np.zeros(n_boot)
+    for g in groups:
+        if len(g) < 2:
+            continue
+        s, d = _resampled_parts(a[g], b[g], rng.integers(0, len(g), size=(n_boot, len(g))))
+        score += s
+        denominator += d
+    boot = _ratio(score[:, None], denominator[:, None])
+    boot = boot[np.isfinite(boot)]
     if boot.size:
         low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
         result.update(low=float(low), high=float(high))

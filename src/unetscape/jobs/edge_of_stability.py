@@ -21,6 +21,7 @@ from unetscape.jobs.measured import (
     list_checkpoints,
     load_evaluation_set,
     measured_weights,
+    training_indices,
 )
 from unetscape.measures.edge_of_stability import (
     EPOCH_RULE,
@@ -63,9 +64,12 @@ def edge_of_stability_job(checkpoint_dir, outcome_path, dataset_path, out, setti
     epochs = evenly_spaced_epochs([e for e, _ in available], epoch_of(path), settings["checkpoints"])
     chosen = [(e, p) for e, p in available if e in epochs]
     dataset = load_dataset(dataset_path)
-    # The batch sharpness draws from every training image, as the run's SGD steps did.
-    x_train, y_train = images_to_tensor(dataset.images, device), masks_to_tensor(dataset.masks, device)
-    x_eval, y_eval, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    # The batch sharpness draws from every image the run trained on, as its SGD steps did.
+    subset = training_indices(outcome_path)
+    images, masks = (dataset.images, dataset.masks) if subset is None else (dataset.images[subset], dataset.masks[subset])
+    x_train, y_train = images_to_tensor(images, device), masks_to_tensor(masks, device)
+    x_eval, y_eval, description = load_evaluation_set(dataset_path, evaluation, noise, device,
+                                                      outcome_path=outcome_path)
     log(f"edge of stability at epochs {epochs} (of {len(available)} saved)")
     result = edge_of_stability(chosen, x_train, y_train, x_eval, y_eval, settings, log)
     record = {

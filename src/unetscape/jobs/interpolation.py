@@ -34,11 +34,12 @@ def interpolation_grid(t) -> np.ndarray:
 
 def interpolation(
     checkpoint_a, checkpoint_b, dataset_path, out, t: list, evaluation: dict, noise: float, device,
-    log: Log = print, bn: str = "geometric", labels: dict | None = None,
+    log: Log = print, bn: str = "geometric", labels: dict | None = None, outcome_path=None,
 ) -> None:
     """Loss along theta(t) = (1 - t) A + t B over the parameters, BN statistics treated as `bn`
     says (see `interpolation.py`); `labels` (e.g. what A and B are) go into the attributes.
-    A or B None (a run without trained weights) writes a NaN curve that says why."""
+    A or B None (a run without trained weights) writes a NaN curve that says why. `outcome_path`:
+    a run's outcome file, so a run trained on a subset is evaluated on its own images."""
     ts = interpolation_grid(t)
     attrs = {"mode": "states", "bn": bn, "unetscape_version": __version__, **(labels or {})}
     if checkpoint_a is None or checkpoint_b is None:
@@ -54,7 +55,7 @@ def interpolation(
         raise ValueError(f"{checkpoint_a} and {checkpoint_b} were trained with different losses "
                          f"({loss}, {checkpoint_loss(checkpoint_b)}): the path has no one loss to measure")
     model = load_checkpoint(checkpoint_a, device)
-    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device, outcome_path=outcome_path)
     batch_size = resolve_batch_size(evaluation["batch_size"], x)
     curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size, bn=bn, loss=loss)
     write_curve(out, curve, {
@@ -88,7 +89,7 @@ def interpolation_init(checkpoint_dir, outcome_path, dataset_path, out, settings
     if missing:
         labels["unavailable"] = missing
     interpolation(start, path, dataset_path, out, settings["t"], evaluation, noise, device, log, settings["bn"],
-                  labels)
+                  labels, outcome_path)
 
 
 def interpolation_seeds(checkpoint_dirs: list, outcome_paths: list, dataset_path, out, settings: dict,
@@ -100,8 +101,9 @@ def interpolation_seeds(checkpoint_dirs: list, outcome_paths: list, dataset_path
     missing = [lab["unavailable"] for lab in (label_a, label_b) if "unavailable" in lab]
     if missing:
         labels["unavailable"] = "; ".join(missing)
+    # Both runs are of one condition, so of one training subset: A's images serve both.
     interpolation(path_a, path_b, dataset_path, out, settings["t"], evaluation, noise, device, log, settings["bn"],
-                  labels)
+                  labels, outcome_paths[0])
 
 
 def read_curve(path) -> dict:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from unetscape.data import load_dataset
 from unetscape.landscape.grid import SurfaceGrid
 from unetscape.landscape.surface import evaluation_set
@@ -99,14 +101,27 @@ def grid_of(attrs: dict, ndim: int = 2) -> SurfaceGrid:
     return SurfaceGrid.from_config(attrs["grid_x"], attrs["grid_y"] if ndim == 2 else None)
 
 
-def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device, heldout: bool = False) -> tuple:
+def training_indices(outcome_path) -> np.ndarray | None:
+    """The dataset indices of the images a run trained on, when it trained on a subset of them
+    (outcome.json `train_indices`); None when it trained on every training image."""
+    outcome = read_outcome(outcome_path)
+    if not (outcome.get("training") or {}).get("subset"):
+        return None
+    return np.asarray(outcome["train_indices"], dtype=np.int64)
+
+
+def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device, heldout: bool = False,
+                        outcome_path=None) -> tuple:
     """The images a landscape is evaluated on (`surface.evaluation_set`): a seeded subset of the
     training images, or with `heldout` of the held-out images (`evaluation.heldout_subset`).
-    The held-out choice is seeded from the same seed; its description says which part it is."""
+    The held-out choice is seeded from the same seed; its description says which part it is.
+    With the run's `outcome_path`, a run trained on a subset of the training images is
+    evaluated on images of its own subset only."""
     dataset = load_dataset(dataset_path)
     part = dataset.heldout if heldout else dataset
     if part is None:
         raise ValueError(f"{dataset_path} has no held-out part to evaluate on")
+    within = None if heldout or outcome_path is None else training_indices(outcome_path)
     x, y, description = evaluation_set(
         part.images,
         part.masks,
@@ -116,6 +131,7 @@ def load_evaluation_set(dataset_path, evaluation: dict, noise: float, device, he
         evaluation["noise"],
         evaluation["seed"],
         device,
+        within=within,
     )
     return x, y, {**description, "part": "heldout" if heldout else "training"}
 

@@ -14,6 +14,7 @@ from unetscape.atomic import atomic_path
 from unetscape.jobs.interpolation import interpolation_init
 from unetscape.jobs.measured import (
     Log,
+    axis,
     checkpoint_attrs,
     checkpoint_loss,
     initial_weights,
@@ -125,22 +126,29 @@ def no_trajectory(checkpoints, directions_out, surface_out, settings: dict, log:
 
 
 def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float, device,
-            log: Log = print) -> None:
+            log: Log = print, eigen_out=None, eigen_plane: dict | None = None, parts: bool = False) -> None:
     """Curvature of the whole-set loss (the run's training loss) at the measured weights, as
     JSON (NaN written as null).
 
     The file also lists the evaluation set's dataset indices (`eval_indices`, ascending), so
-    the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`."""
-    from unetscape.measures.curvature import curvature_summary
+    the same Hessian can be rebuilt from the checkpoint, the dataset and `eval_set`. With
+    `parts`, the curvature of the scale-normalised Hessian restricted to each part of the network
+    (`curvature_parts.part_curvature`) is under `parts` (else `parts` says it was not measured).
+    With `eigen_out`, the plane of the scale-normalised Hessian's two sharpest eigenvectors
+    (`eigen_plane`) is written there as a directions file with the `eigen_plane` grid."""
+    from unetscape.measures.curvature import curvature_summary_with_eigenvectors
+    from unetscape.measures.curvature_parts import part_curvature
 
     path, label = measured_weights(checkpoint_dir, outcome_path)
     if path is None:
         with atomic_path(out) as tmp:
             tmp.write_text(json.dumps({**label, "top_eigenvalues": None, "finite": False}, indent=2) + "\n")
+        if eigen_out is not None:
+            no_eigen_plane(checkpoint_dir, eigen_out, eigen_plane, label)
         log(f"no curvature: {label['unavailable']}")
         return
     model = load_checkpoint(path, device)
-    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device, outcome_path=outcome_path)
     curvature = {
         "k": settings["top_k"],
         "tol": settings["tol"],
@@ -151,11 +159,48 @@ def hessian(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, eva
         "batch_size": resolve_batch_size(evaluation["batch_size"], x),
     }
     loss = checkpoint_loss(path)
-    summary = curvature_summary(model, x, y, curvature, log=log, loss_per_image=loss_per_image(loss))
+    summary, eigenvectors = curvature_summary_with_eigenvectors(model, x, y, curvature, log=log,
+                                                                loss_per_image=loss_per_image(loss))
+    if parts:
+        part_settings = {key: curvature[key] for key in ("tol", "seed", "batch_size")}
+        part_settings.update(max_iter=settings["parts"]["max_iter"], trace_samples=settings["parts"]["trace_samples"])
+        summary["parts"] = {"measured": True, **part_curvature(
+            model, x, y, part_settings, loss_per_image(loss), log, total_trace=(summary.get("relative") or {}).get("trace"))}
+    else:
+        summary["parts"] = {"measured": False, "why": "curvature.parts: not a run of curvature.parts.studies"}
     summary.update(label, **checkpoint_attrs(path), loss_function=loss, eval_set=description, eval_indices=description["indices"],
                    device=str(device), unetscape_version=__version__)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    if eigen_out is not None:
+        if eigenvectors is None:  # the loss is not finite: no eigenvectors to span a plane
+            no_eigen_plane(checkpoint_dir, eigen_out, eigen_plane,
+                           {**label, "unavailable": "the loss at the measured weights is not finite"})
+            return
+        save_eigen_plane(model, eigenvectors, eigen_out, eigen_plane, {**label, **checkpoint_attrs(path)}, curvature)
+
+
+def save_eigen_plane(model, eigenvectors, out, grid: dict, attrs: dict, curvature: dict) -> None:
+    """The directions file of the eigenvector plane (`measures.eigen_plane`), with its grid."""
+    from unetscape.measures.eigen_plane import eigen_plane_attrs, eigenvector_directions
+
+    directions, scales = eigenvector_directions(model, eigenvectors.vectors, eigenvectors.parameter_names)
+    save_directions(out, directions, {
+        **attrs,
+        **eigen_plane_attrs(eigenvectors.values, scales, eigenvectors.converged, eigenvectors.residuals,
+                            curvature["tol"]),
+        "grid_x": axis(grid["x"]),
+        "grid_y": axis(grid["y"]),
+    }, parameter_names(model))
+
+
+def no_eigen_plane(checkpoint_dir, out, grid: dict, label: dict) -> None:
+    """An eigenvector plane of zeros (shapes from the initial weights) that says why."""
+    model = load_checkpoint(list_checkpoints(checkpoint_dir)[0][1])
+    zeros = [torch.zeros_like(p) for p in model.parameters()]
+    save_directions(out, [zeros, zeros], {"plane": "hessian_eigenvectors", **label,
+                                          "grid_x": axis(grid["x"]), "grid_y": axis(grid["y"])},
+                    parameter_names(model))
 
 
 def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, evaluation: dict, noise: float,
@@ -173,7 +218,7 @@ def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, ev
     model = load_checkpoint(path, device)
     start, _ = initial_weights(checkpoint_dir, label)
     initial = None if start is None else load_checkpoint(start, device)
-    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device, outcome_path=outcome_path)
     options = {**settings, "batch_size": resolve_batch_size(evaluation["batch_size"], x)}
     loss = checkpoint_loss(path)
     summary = flatness_summary(model, x, y, initial, options, log=log, loss_per_image=loss_per_image(loss))
@@ -184,9 +229,16 @@ def flatness(checkpoint_dir, outcome_path, dataset_path, out, settings: dict, ev
 
 
 def curvature_and_flatness(checkpoint_dir, outcome_path, dataset_path, hessian_out, flatness_out, curvature: dict,
-                           flatness_settings: dict, evaluation: dict, noise: float, device, log: Log = print) -> None:
-    """Every measure of the shape of the minimum, in one job: the Hessian's curvature and the
-    flatness measures the generalisation study ranks."""
-    hessian(checkpoint_dir, outcome_path, dataset_path, hessian_out, curvature, evaluation, noise, device, log)
+                           flatness_settings: dict, evaluation: dict, noise: float, device, log: Log = print,
+                           eigen_directions_out=None, eigen_surface_out=None, eigen_plane: dict | None = None,
+                           parts: bool = False) -> None:
+    """Every measure of the shape of the minimum, in one job: the Hessian's curvature (per part
+    of the network with `parts`), the plane of its two sharpest directions with the surface on
+    it, and the flatness measures the generalisation study ranks."""
+    hessian(checkpoint_dir, outcome_path, dataset_path, hessian_out, curvature, evaluation, noise, device, log,
+            eigen_out=eigen_directions_out, eigen_plane=eigen_plane, parts=parts)
+    if eigen_surface_out is not None:
+        whole_surface(checkpoint_dir, outcome_path, eigen_directions_out, dataset_path, eigen_surface_out, evaluation,
+                      noise, device, log, heldout=False)
     flatness(checkpoint_dir, outcome_path, dataset_path, flatness_out, flatness_settings, evaluation, noise, device,
              log)

@@ -62,7 +62,7 @@ def surface_chunk(
     model = load_checkpoint(path, device)
     loss = checkpoint_loss(path)
     directions, _ = load_directions(directions_path, model)
-    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device)
+    x, y, description = load_evaluation_set(dataset_path, evaluation, noise, device, outcome_path=outcome_path)
     log(f"chunk {chunk + 1}/{chunks}: {len(points)} of {grid.size} points, {description['count']} images on {device}")
     with SurfaceEvaluator(model, x, y, directions[:ndim], loss=loss, **evaluator_options(evaluation)) as evaluator:
         values = evaluator.evaluate_points(points, grid, progress(log, f"chunk {chunk + 1}/{chunks}"))

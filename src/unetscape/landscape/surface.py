@@ -366,12 +366,16 @@ def evaluation_set(
     eval_noise: str,
     noise_seed: int,
     device: str | torch.device = "cpu",
+    within: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """The images a surface is evaluated on, as model input, and a record of how they were chosen.
 
     subset=None takes every training image; an integer takes a fixed random subset (drawn
-    without replacement with `subset_seed`, kept in dataset order). A run trained with input
-    noise is evaluated on one fixed noisy copy (`noise_seed`) unless eval_noise == "clean".
+    without replacement with `subset_seed`, kept in dataset order). `within` (dataset indices:
+    the images a run trained on, when it trained on a subset) restricts both to those images, so
+    a run is never measured on images it did not train on; a subset at least as large takes them
+    all. A run trained with input noise is evaluated on one fixed noisy copy (`noise_seed`)
+    unless eval_noise == "clean". The record's `indices` are always dataset indices.
     """
     if eval_noise not in EVAL_NOISE:
         raise ValueError(f"eval_noise must be one of {EVAL_NOISE}, got {eval_noise!r}")
@@ -380,14 +384,20 @@ def evaluation_set(
     n = len(dataset_images)
     if len(dataset_masks) != n:
         raise ValueError(f"{n} images but {len(dataset_masks)} masks")
+    pool = np.arange(n) if within is None else np.sort(np.asarray(within, dtype=np.int64))
+    if within is not None and (len(pool) == 0 or pool[0] < 0 or pool[-1] >= n or len(np.unique(pool)) != len(pool)):
+        raise ValueError(f"the run's training images must be distinct indices in 0..{n - 1}")
     if subset is None:
-        indices = np.arange(n)
+        indices = pool
     else:
         if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or not 1 <= subset <= n:
             raise ValueError(
                 f"evaluation subset must be an integer in 1..{n} (the dataset size), got {subset!r}"
             )
-        indices = np.sort(np.random.default_rng(subset_seed).choice(n, size=int(subset), replace=False))
+        if subset >= len(pool):
+            indices = pool
+        else:
+            indices = np.sort(pool[np.random.default_rng(subset_seed).choice(len(pool), size=int(subset), replace=False)])
     x = images_to_tensor(dataset_images[indices], device)
     y = masks_to_tensor(dataset_masks[indices], device)
     noisy = noise > 0 and eval_noise == "train"
@@ -400,6 +410,7 @@ def evaluation_set(
         "subset_seed": None if subset is None else int(subset_seed),
         "indices_sha256": hashlib.sha256(indices.astype("<i8").tobytes()).hexdigest(),
         "indices": indices.tolist(),  # the dataset's images, ascending: the set can be rebuilt
+        "within": None if within is None else f"the run's training subset of {len(pool)} images",
         "noise": float(noise),
         "eval_noise": eval_noise,
         "noise_applied": bool(noisy),

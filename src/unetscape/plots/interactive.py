@@ -220,12 +220,12 @@ def explore_run(run: str, surface_path, trajectory_path, page_out, log=print) ->
     log(f"{page_out}: {run}")
 
 
-def write_vts_files(surface_path, trajectory_path, random_vts_out, pca_vts_out, log=print) -> None:
-    """A ParaView file of each of a run's two surfaces."""
+def write_vts_files(pairs, log=print) -> None:
+    """A ParaView file of each of a run's surfaces: `pairs` of (surface file, .vts file)."""
     from unetscape.landscape.paraview import write_vts
     from unetscape.landscape.surface_io import read_surface
 
-    for path, out in ((surface_path, random_vts_out), (trajectory_path, pca_vts_out)):
+    for path, out in pairs:
         surface = read_surface(path)
         write_vts(surface, out)
         log(f"{out}: {int(np.isfinite(surface['train_loss']).sum())}/{surface['train_loss'].size} points with a value")

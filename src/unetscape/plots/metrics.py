@@ -14,19 +14,27 @@ from .no_data import say_why
 from .style import plt, save_figure
 
 PANELS = [
-    ("roughness", "roughness (relative Laplacian)"),
+    ("roughness", "roughness (relative Laplacian), mean over directions"),
     ("relative_lambda_max", "top eigenvalue, scale-normalised Hessian"),
     ("relative_nonconvexity", "|lambda_min / lambda_max|, scale-normalised"),
-    ("largest_rise", "largest epoch loss rise / initial loss"),
+    ("probe_largest_rise", "largest probe-loss rise / initial probe loss"),
+]
+# A study without landscapes (a learning-rate sweep) is drawn by its training's numbers.
+STABILITY_PANELS = [
+    ("probe_largest_rise", "largest probe-loss rise / initial probe loss"),
+    ("probe_volatility", "probe-loss volatility (median |d log|)"),
+    ("eos_lambda_ratio_final", "final lambda_max / full-batch edge"),
+    ("eos_batch_ratio_final", "final batch sharpness / small-batch edge"),
 ]
 RATES = ("diverged_rate", "finished_rate")
 # Training-stability numbers: their means are over every run with a value, not finished runs only.
-ALL_RUNS = ("loss_rises", "largest_rise", "final_above_best", "step_volatility")
+ALL_RUNS = ("loss_rises", "largest_rise", "final_above_best", "step_volatility", "probe_rises", "probe_largest_rise",
+            "probe_volatility", "probe_final_above_best", "eos_lambda_ratio_final", "eos_batch_ratio_final")
 
 
 def _x_factor(conditions: pd.DataFrame) -> str:
     """What a study varies besides the architecture: the x axis of its metric panels."""
-    for factor in ("noise", "skip", "optimizer"):
+    for factor in ("lr", "noise", "skip", "optimizer"):
         if factor in conditions and conditions[factor].nunique() > 1:
             return factor
     return "arch"
@@ -41,14 +49,16 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
     runs, others = all_runs[finished], all_runs[~finished]
     conditions = pd.read_csv(conditions_csv)
     x_factor = _x_factor(conditions)
-    series_factor = "norm" if x_factor == "skip" else "arch"
+    series_factor = "norm" if x_factor == "skip" else "optimizer" if x_factor == "lr" else "arch"
     levels = list(dict.fromkeys(conditions[x_factor].tolist()))
     positions = {level: k for k, level in enumerate(levels)}
     series = list(dict.fromkeys(conditions[series_factor].tolist()))
     colours = dict(zip(series, plt.cm.tab10.colors))
     offset = {s: (k - (len(series) - 1) / 2) * 0.12 for k, s in enumerate(series)}
 
-    panels = list(PANELS)
+    panels = [(m, label) for m, label in PANELS if f"{m}_mean" in conditions]
+    if not any(m != "probe_largest_rise" for m, _ in panels):  # no landscapes: the training's numbers
+        panels = [(m, label) for m, label in STABILITY_PANELS if f"{m}_mean" in conditions]
     note = ""
     # A rate that is 0 in every condition holds no information: said in the title instead.
     for rate in RATES:
@@ -115,7 +125,7 @@ def plot_study_metrics(study: dict, runs_csv, conditions_csv, *out_paths, level:
                                   label="run not finished (not in the landscape means)"))
     # Beside the panels: inside the first one it hid intervals.
     fig.legend(handles=handles, title=series_factor, fontsize=7, loc="outside right center", frameon=False)
-    fig.suptitle(f"{study['title']}: mean over finished runs (largest rise: over all runs) with {100 * level:g}% "
+    fig.suptitle(f"{study['title']}: mean over finished runs (stability numbers: over all runs) with {100 * level:g}% "
                  f"bootstrap interval\n(open: too few runs for one), runs as dots"
                  + ("; divergence rate with Wilson interval" if any(m in RATES for m, _ in panels) else "")
                  + (f"; {note}" if note else ""), fontsize=10)

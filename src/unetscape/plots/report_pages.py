@@ -8,7 +8,8 @@ Columns are read from the CSV as they come: a number `X` with `X_low`/`X_high` (
 a column or an interval shows it without a change here.
 
 The front page (report/workflow.rst) pastes in two reStructuredText fragments: what was run
-(`overview_rst`) and the claims in one line each (`claims_rst`).
+(`overview_rst`) and the claims (`claims_rst`): a row per comparison of each part's primary
+measure, each claim's verdict in words, the rules, the plan and a glossary of the measures named.
 """
 
 from __future__ import annotations
@@ -175,25 +176,29 @@ def conditions_page(title: str, conditions_csv, out, level: float) -> None:
     _write(html_page(title, body), out)
 
 
-FINDINGS_COLUMNS = ["metric", "within", "group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b", "effect",
-                    "p_holm", "equivalence_margin", "p_equivalence_holm", "decision", "verdict", "seeds_needed",
-                    "seeds_needed_margin"]
-FINDINGS_HEADERS = {"within": "stratum", "effect": "difference b - a [interval]", "p_holm": "Holm p",
-                    "equivalence_margin": "±delta", "p_equivalence_holm": "equivalence Holm p",
-                    "seeds_needed": "seeds to decide (observed effect)", "seeds_needed_margin": "seeds to decide (delta)"}
+FINDINGS_COLUMNS = ["role", "metric", "within", "group_a", "group_b", "n_a", "n_b", "n_unconverged", "mean_a",
+                    "mean_b", "effect", "effect_is", "ci_level", "p_value", "p_holm", "equivalence_margin",
+                    "p_equivalence_holm", "decision", "verdict", "seeds_needed", "critical_lr_a", "critical_lr_b",
+                    "note"]
+FINDINGS_HEADERS = {"within": "stratum", "effect": "effect [interval at the family's level]", "effect_is": "effect is",
+                    "ci_level": "interval level", "p_value": "p", "p_holm": "Holm p", "equivalence_margin": "±delta",
+                    "p_equivalence_holm": "equivalence Holm p", "n_unconverged": "left out (Lanczos)",
+                    "seeds_needed": "runs to decide", "critical_lr_a": "lr at 50% failure, a",
+                    "critical_lr_b": "lr at 50% failure, b"}
 
 
 def findings_page(findings_csv, out) -> None:
-    """Every comparison behind the claims' verdicts, by claim and part, as the findings table has it."""
+    """Every comparison behind the claims' verdicts, by claim and part (primary measure first,
+    then the secondary ones), as the findings table has it."""
     from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
 
     frame = pd.read_csv(findings_csv)
     body = paragraph(PART_RULE + " " + CLAIM_RULE)
     for key, claim in frame.groupby("claim", sort=False) if "claim" in frame.columns else [("", frame)]:
         first = claim.iloc[0]
-        study = f" (study {first['study']})" if "study" in claim.columns else ""
-        body += (f"<h2 style=\"font-size:15px;margin:14px 0 2px\">{html.escape(str(first.get('claim_text', key)))}"
-                 f"{html.escape(study)}: {html.escape(str(first.get('claim_verdict', '')))}</h2>")
+        verdict = first.get("claim_summary", first.get("claim_verdict", ""))
+        body += (f"<h2 style=\"font-size:15px;margin:14px 0 2px\">{html.escape(str(first.get('claim_text', key)))}: "
+                 f"{html.escape(str(verdict))}</h2>")
         if "part" not in claim.columns or claim["part"].isna().all():
             body += paragraph(str(first.get("verdict", "")))
             continue
@@ -204,7 +209,7 @@ def findings_page(findings_csv, out) -> None:
             body += html_table(part, shown, FINDINGS_HEADERS)
     sources = sorted({str(s) for s in frame.get("source", pd.Series(dtype=str)).dropna()})
     body += paragraph("Numbers from: " + ", ".join(sources) + f". The same table, with every test statistic, "
-                      f"unadjusted p-value and the power settings: {findings_csv}.")
+                      f"the runs each test would need and the power settings: {findings_csv}.")
     _write(html_page("The poster's claims tested on the runs", body), out)
 
 
@@ -312,80 +317,138 @@ def overview_rst(dataset: dict, archs: dict[str, dict], studies: dict[str, dict]
     return "\n".join(_list_table(rows))
 
 
-def _seeds(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return "more than 10,000" if math.isinf(value) or value >= 10_000 else str(int(value))
-
-
 DECIDED = ("supported", "partly supported", "contradicted", "no effect")
 UNDECIDED = ("inconclusive at this n", "too few runs")
-
-
-def _part_name(row: pd.Series) -> str:
-    return f"{row['claim_text']} – {row['part_text']}"
-
-
 def _breakable(name: str) -> str:
     """An identifier such as relative_nonconvexity (optimizer=sgd) that a narrow table column may
     break after its underscores and equals signs (zero-width spaces), not inside words."""
     return name.replace("_", "_\u200b").replace("=", "=\u200b")
 
 
+def _is_text(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _power(claims: pd.DataFrame) -> str:
+    """The power the runs to decide were computed for, in words ("80%")."""
+    values = claims["power"].dropna().unique() if "power" in claims.columns else []
+    return f"{100 * values[0]:g}%" if len(values) == 1 else "the configured"
+
+
 def claims_plan(claims: pd.DataFrame) -> list[str]:
     """The front page's plan, as reStructuredText lines: which parts these runs decide, and for
-    each undecided part how many seeds per condition would decide it (observed effect / the
-    smallest effect of interest), fewest first, beside the seeds per condition used here."""
-    tested = claims[claims["part_verdict"].isin(DECIDED + UNDECIDED)]
+    each undecided part how many runs would decide it under its own rule (every stratum of its
+    primary measure decided, at the claim's Holm threshold), fewest first."""
+    from unetscape.analysis.findings import runs_words
+
+    parts = claims.drop_duplicates(["claim", "part"])
+    tested = parts[parts["part_verdict"].isin(DECIDED + UNDECIDED)]
     if tested.empty:
         return ["**Plan.** No part of any claim could be tested with these runs.", ""]
     decided = tested[tested["part_verdict"].isin(DECIDED)]
     undecided = tested[tested["part_verdict"].isin(UNDECIDED)].copy()
-    used = sorted({int(v) for v in pd.concat([tested["n_a"], tested["n_b"]]).dropna()})
+    compared = claims[claims["part_verdict"].isin(DECIDED + UNDECIDED) & (claims["kind"] != "dose_response")]
+    used = sorted({int(v) for v in pd.concat([compared["n_a"], compared["n_b"]]).dropna()})
     used_text = f"{used[0]}–{used[-1]}" if len(used) > 1 else (str(used[0]) if used else "–")
-    head = f"**Plan.** With {used_text} seeds per condition these runs decide {len(decided)} of {len(tested)} parts"
+    head = f"**Plan.** With {used_text} runs per group these runs decide {len(decided)} of {len(tested)} parts"
     head += (": " + "; ".join(f"*{r['claim_text']}*: {r['part_text']} ({r['part_verdict']})"
                              for _, r in decided.iterrows()) + ".") if len(decided) else "."
     lines = [head, ""]
     if len(undecided):
-        lines += ["To decide the others, train this many seeds per condition (80% power at the claim's Holm "
-                  "threshold, for the observed effect / for the smallest effect of interest; raise ``seeds`` of "
-                  "the claim's study, on the cluster where it is many):", ""]
-        undecided["_order"] = undecided["seeds_needed"].fillna(math.inf)
+        lines += [(f"To decide the others, each needs this many runs per condition: enough for every comparison of "
+                   f"its primary measure to be decided (the difference found, or shown within ±delta) with "
+                   f"{_power(claims)} power at the claim's strictest Holm threshold, if the observed effects are the "
+                   f"true ones. Raise ``seeds`` of the part's study (on the cluster where it is many):"), ""]
+        undecided["_order"] = undecided["part_seeds_needed"].fillna(math.inf)
         for _, r in undecided.sort_values("_order", kind="stable").iterrows():
-            lines.append(f"- {_seeds(r['seeds_needed'])} / {_seeds(r['seeds_needed_margin'])}: "
-                         f"*{r['claim_text']}*: {r['part_text']}")
+            needed = runs_words(r["part_seeds_needed"], r.get("kind"))
+            what = needed if needed != "–" else "runs needed cannot be estimated (a group has fewer than two runs)"
+            lines.append(f"- {what}: *{r['claim_text']}*: {r['part_text']} "
+                         f"(``{r['metric']}``, study {r['study']})")
         lines.append("")
     return lines
 
 
-def claims_rst(claims: pd.DataFrame) -> str:
-    """The poster's claims as one table: each claim with its verdict, then a row per part with the
-    part's verdict, its headline comparison (difference with its interval, n per group) and, where
-    undecided, the seeds per condition that would decide it; the rule and the plan below the table."""
-    from unetscape.analysis.findings import CLAIM_RULE, PART_RULE
+def _critical_lrs(row: pd.Series) -> str:
+    """A dose response's learning rates at 50% failure, from the fit, or where at least half of
+    a group's runs failed when the fit does not cross 50% within the sweep; '' for other kinds."""
+    if row.get("kind") != "dose_response":
+        return ""
+    words = []
+    for side in ("a", "b"):
+        fitted, observed = row.get(f"critical_lr_{side}"), row.get(f"half_failed_lr_{side}")
+        group = _breakable(str(row[f"group_{side}"]))
+        if pd.notna(fitted):
+            words.append(f"{group} {number(fitted)}")
+        elif pd.notna(observed):
+            words.append(f"{group} {number(observed)} (half its runs failed)")
+        else:
+            words.append(f"{group} none in the sweep")
+    return "; lr at 50% failure: " + ", ".join(words)
 
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 18 24 7 11", "",
-             "   * - Claim", "     - Part", "     - Verdict", "     - Headline comparison: difference [interval]",
-             "     - n", "     - Seeds"]
+
+def claims_rst(claims: pd.DataFrame) -> str:
+    """The poster's claims as one table: for each claim a row per (part, stratum) comparison of
+    the part's primary measure, part verdict first, every cell of a row from that comparison
+    (effect with its interval at the family's Bonferroni level, n, Holm p, decision, the runs
+    that would decide it), then the claim's verdict in words; below the table the rules, the
+    margins, the curvature left out, the plan and a glossary of the measures named."""
+    from unetscape.analysis.findings import CLAIM_RULE, PART_RULE, runs_words
+    from unetscape.analysis.glossary import glossary_lines
+
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 17 12 29 7 8 12 15", "",
+             "   * - Part", "     - Part verdict", "     - Primary measure (stratum): effect [interval at 1 - alpha/m]",
+             "     - n", "     - Holm p", "     - Decision", "     - Runs to decide it"]
+    named = []
     for _, claim in claims.groupby("claim", sort=False):
-        for k, (_, row) in enumerate(claim.iterrows()):
-            name = f"**{row['claim_text']}**: *{row['claim_verdict']}*" if k == 0 else ""
-            effect = n = seeds = "–"
-            if isinstance(row.get("metric"), str):
+        previous = None
+        for _, row in claim.iterrows():
+            first = row["part"] != previous
+            previous = row["part"]
+            part = row["part_text"] if first else ""
+            verdict = f"**{row['part_verdict']}**" if first else ""
+            effect = n = p = decision = seeds = "–"
+            if _is_text(row.get("test")):
+                named.append(row["metric"])
                 text, _ = cell(row, ["effect", "effect_ci_low", "effect_ci_high"])
-                effect = _breakable(f"{row['metric']} ({row['within'] or 'all runs'})") + f": {text}"
+                effect = (_breakable(f"{row['metric']} ({row['within'] or 'all runs'}, {row['group_b']} vs "
+                                     f"{row['group_a']})") + f": {text}" + _critical_lrs(row))
                 n = f"{number(row['n_a'])}+{number(row['n_b'])}"
-                if row["part_verdict"] in UNDECIDED:
-                    seeds = f"{_seeds(row['seeds_needed'])} / {_seeds(row['seeds_needed_margin'])}"
-            lines += [f"   * - {name}", f"     - {row['part_text']}", f"     - {row['part_verdict']}",
-                      f"     - {effect}", f"     - {n}", f"     - {seeds}"]
-    lines += ["", PART_RULE + " " + CLAIM_RULE + " Difference = the group with the factor (batch norm, momentum, "
-              "the highest noise, skips) minus the one without, with its bootstrap interval (``metrics.level``, "
-              "not adjusted for the multiple comparisons: it can exclude 0 where the Holm-adjusted test does not "
-              "decide); n = runs per group; seeds = runs per condition needed for 80% power to detect the "
-              "observed effect / an effect of delta (the smallest effect of interest) at the claim's Holm "
-              "threshold, where the part is undecided.", "", *claims_plan(claims)]
+                p, decision = number(row["p_holm"]), str(row["decision"])
+                if row["decision"] in ("inconclusive", "too few runs", "cannot reach alpha at this n"):
+                    seeds = runs_words(row["seeds_needed"], row.get("kind"))
+            elif _is_text(row.get("note")):
+                effect = str(row["note"])
+            lines += [f"   * - {part}", f"     - {verdict}", f"     - {effect}", f"     - {n}", f"     - {p}",
+                      f"     - {decision}", f"     - {seeds}"]
+        head = claim.iloc[0]
+        summary = str(head["claim_summary"]) if _is_text(head.get("claim_summary")) else str(head["claim_verdict"])
+        words = summary.split(": ", 1)[1] if ": " in summary else ""
+        lines += [f"   * - **Claim: {head['claim_text']}**", f"     - **{head['claim_verdict']}**",
+                  f"     - {words}", "     -", "     -", "     -", "     -"]
+    compared = claims[claims["test"].map(_is_text)] if "test" in claims.columns else claims.iloc[:0]
+    margins = dict(zip(compared["metric"], compared["equivalence_margin"]))
+    margins_words = ", ".join(f"``{m}`` ±{number(v)}" for m, v in margins.items() if pd.notna(v))
+    levels = sorted({float(f"{100 * v:.3g}") for v in compared.get("ci_level", pd.Series(dtype=float)).dropna()})
+    left_out = int(compared["n_unconverged"].fillna(0).sum()) if "n_unconverged" in compared else 0
+    lines += [
+        "", PART_RULE + " " + CLAIM_RULE,
+        "",
+        "Effect: the group with the factor (batch norm, momentum, skips) minus the one without, the change over the "
+        "noise levels that the fitted line predicts, or the log odds ratio of failing at the same learning rate. "
+        "Interval: at the claim's Bonferroni level 1 - alpha/m (m the claim's primary comparisons; "
+        + (", ".join(f"{v:g}%" for v in levels) if levels else "–")
+        + " here), so an interval that excludes 0 always goes with a *different* (or *negligible*) decision. "
+        "n = runs per group; Holm p = the difference test's p-value, Holm-adjusted within the claim; runs to decide "
+        f"it: for {_power(claims)} power to decide this comparison (difference found or equivalence shown) at "
+        "alpha/m, if the observed effect is the true one."
+        + (f" Margins (±delta, the smallest difference that matters, fixed in the config): {margins_words}."
+           if margins_words else "")
+        + f" Curvature values left out because their Lanczos solve did not converge: {left_out}.",
+        "", *claims_plan(claims),
+    ]
+    if named:
+        lines += ["**The measures named here:**", "", *glossary_lines(named), ""]
     return "\n".join(lines)
 
 

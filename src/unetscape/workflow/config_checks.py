@@ -20,7 +20,9 @@ from .config import ConfigError, all_runs, arch_spec, data_channels, study_runs
 from .strict_yaml import YamlError, load_yaml_file
 
 # Grid axes [min, max, num] around the trained weights (at coordinate 0).
-AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "scale_invariance.x")
+AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "landscape.direction_sets.x",
+        "landscape.direction_sets.y", "landscape.direction_sets.line", "landscape.eigen_plane.x",
+        "landscape.eigen_plane.y", "scale_invariance.x")
 INTERPOLATION = "landscape.interpolation.t"
 # Output names each study writes under results/figures/ ({study}{suffix}.png) and a figure
 # name of the workflow's own.
