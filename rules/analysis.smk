@@ -130,5 +130,6 @@ rule generalisation:
         "../envs/unetscape.yaml"
     params:
         metrics=config["metrics"],
+        study=GENERALISATION_STUDY,
     script:
         "../scripts/generalisation.py"

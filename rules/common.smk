@@ -27,7 +27,6 @@ from unetscape.workflow.config import (
 from unetscape.workflow.config_checks import validate_config
 from unetscape.data.prepare import source_files
 from unetscape.models.registry import module_file
-from unetscape.training.outcomes import read_outcome
 from unetscape.run_ids import RECIPE_SUFFIX
 
 try:
@@ -196,42 +195,13 @@ def get_run_noise(wildcards):
     return float(wildcards.noise)
 
 
-def _trained(arch, optim, noise, seed):
-    """The outcome file of a trained run; raises Snakemake's IncompleteCheckpointException
-    (the DAG is completed once the run is trained) until `train` has run."""
-    return checkpoints.train.get(
-        arch=arch, optim=optim, noise=noise, seed=seed
-    ).output.outcome
-
-
-def _measured(arch, optim, noise, seed):
-    outcome = read_outcome(_trained(arch, optim, noise, seed))
-    name = outcome["landscape_checkpoint"]
-    run_dir = RUN_DIR.format(arch=arch, optim=optim, noise=noise, seed=seed)
-    return [f"{run_dir}/checkpoints/{name}"] if name else []
-
-
-def get_measured_checkpoint(wildcards):
-    """The checkpoint file a landscape job measures (the one outcome.json names): an input in
-    its own right, so a checkpoint replaced inside the run's folder re-runs the run's landscape
-    jobs (the folder itself is judged by its own time stamp). None for a run without trained
-    weights: its jobs write files that say why."""
-    return _measured(wildcards.arch, wildcards.optim, wildcards.noise, wildcards.seed)
-
-
-def get_pair_checkpoints(wildcards):
-    """The measured checkpoints of both runs of a seed pair."""
+def get_pair_measured(wildcards):
+    """The measured-checkpoint links of both runs of a seed pair."""
     w = wildcards
-    return _measured(w.arch, w.optim, w.noise, w.seed) + _measured(
-        w.arch, w.optim, w.noise, w.seed_b
-    )
-
-
-def get_path_checkpoints(wildcards):
-    """Every checkpoint of a trained run (the jobs that read its training path), each an input."""
-    _trained(wildcards.arch, wildcards.optim, wildcards.noise, wildcards.seed)
-    folder = Path(RUN_DIR.format(**wildcards)) / "checkpoints"
-    return sorted(str(p) for p in folder.glob("epoch_*.pt"))
+    return [
+        f"results/runs/{w.arch}/{w.optim}/noise{w.noise}/seed{seed}/measured.pt"
+        for seed in (w.seed, w.seed_b)
+    ]
 
 
 def run_landscape(run, name):
@@ -366,9 +336,23 @@ def get_study_eos(wildcards):
     ]
 
 
+# The study whose runs are made to generalise differently (training subsets and more); without
+# it, the generalisation rule ranks measures over every study's runs.
+GENERALISATION_STUDY = (
+    "generalisation" if "generalisation" in config["studies"] else None
+)
+
+
 def get_generalisation_tables(wildcards):
-    """Every study's per-run table: the generalisation study ranks measures over all runs."""
-    return [f"results/tables/landscape_{study}.csv" for study in STUDIES]
+    """The per-run tables the generalisation rule ranks measures over: the generalisation
+    study's, or every study with landscapes."""
+    if GENERALISATION_STUDY:
+        return [f"results/tables/landscape_{GENERALISATION_STUDY}.csv"]
+    return [
+        f"results/tables/landscape_{study}.csv"
+        for study in STUDIES
+        if study_has_landscapes(config, study)
+    ]
 
 
 def get_scale_invariance_checkpoints(wildcards):
@@ -378,14 +362,10 @@ def get_scale_invariance_checkpoints(wildcards):
 
 
 def get_scale_invariance_measured(wildcards):
-    """The measured checkpoint of every scale-invariance run."""
-    files = []
-    for run in config["scale_invariance"]["runs"]:
-        arch, optim, noise, seed = run.split("/")
-        files += _measured(
-            arch, optim, noise.removeprefix("noise"), seed.removeprefix("seed")
-        )
-    return files
+    """The measured-checkpoint link of every scale-invariance run."""
+    return [
+        f"results/runs/{run}/measured.pt" for run in config["scale_invariance"]["runs"]
+    ]
 
 
 def get_scale_invariance_norms(wildcards):

@@ -8,7 +8,7 @@
 rule random_plane:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
-        measured=get_measured_checkpoint,
+        measured=f"{RUN_DIR}/measured.pt",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
         model=get_model_code,
@@ -47,7 +47,7 @@ if SURFACE_CHUNKS > 1:
     rule surface_chunk:
         input:
             checkpoints=f"{RUN_DIR}/checkpoints",
-            measured=get_measured_checkpoint,
+            measured=f"{RUN_DIR}/measured.pt",
             outcome=f"{RUN_DIR}/outcome.json",
             directions=f"{LANDSCAPE_DIR}/random/directions.h5",
             data=get_dataset(),
@@ -92,7 +92,7 @@ if SURFACE_CHUNKS > 1:
 rule run_measures:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
-        path=get_path_checkpoints,
+        measured=f"{RUN_DIR}/measured.pt",
         outcome=f"{RUN_DIR}/outcome.json",
         data=get_dataset(),
         model=get_model_code,
@@ -134,7 +134,7 @@ rule interpolate_seeds:
         outcome_a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/outcome.json",
         b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
         outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
-        measured=get_pair_checkpoints,
+        measured=get_pair_measured,
         data=get_dataset(),
         model=get_model_code,
         code=code("interpolate_seeds.py"),
@@ -188,7 +188,7 @@ rule edge_of_stability:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
         outcome=f"{RUN_DIR}/outcome.json",
-        path=get_path_checkpoints,
+        measured=f"{RUN_DIR}/measured.pt",
         data=get_dataset(),
         model=get_model_code,
         code=code("edge_of_stability.py"),
@@ -220,7 +220,7 @@ rule connect_seeds:
         outcome_a="results/runs/{arch}/{optim}/noise{noise}/seed{seed}/outcome.json",
         b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/checkpoints",
         outcome_b="results/runs/{arch}/{optim}/noise{noise}/seed{seed_b}/outcome.json",
-        measured=get_pair_checkpoints,
+        measured=get_pair_measured,
         data=get_dataset(),
         model=get_model_code,
         code=code("connect_seeds.py"),

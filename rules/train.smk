@@ -1,6 +1,4 @@
-# A checkpoint rule: once a run is trained, the jobs that measure it take the checkpoint file
-# its outcome.json names as an input of their own (see get_measured_checkpoint).
-checkpoint train:
+rule train:
     input:
         data=get_dataset(),
         model=get_model_code,
@@ -9,6 +7,10 @@ checkpoint train:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         history=f"{RUN_DIR}/history.csv",
         outcome=f"{RUN_DIR}/outcome.json",
+        # A link to the checkpoint outcome.json names, the one the landscape jobs measure: an
+        # input of theirs, so a checkpoint replaced inside the folder re-runs them (Snakemake
+        # judges a linked input by its target's time stamp; the folder by its own).
+        measured=f"{RUN_DIR}/measured.pt",
     log:
         f"results/logs/train/{RUN_LOG}.log",
     benchmark:

@@ -1,7 +1,9 @@
-"""Rule train: one U-Net training run -> checkpoints/ and history.csv."""
+"""Rule train: one U-Net training run -> checkpoints/, history.csv, outcome.json and the link to
+the checkpoint its landscapes measure."""
 
 from unetscape.data import load_dataset
-from unetscape.training.train import TrainSettings, train
+from unetscape.training.outcomes import read_outcome
+from unetscape.training.train import TrainSettings, link_measured, train
 from unetscape.workflow.rule_entry import log, run_rule, torch_job
 
 
@@ -23,6 +25,7 @@ def main(smk):
         heldout_masks=None if dataset.heldout is None else dataset.heldout.masks,
         outcome_path=smk.output.outcome,
     )
+    link_measured(smk.output.checkpoints, read_outcome(smk.output.outcome), smk.output.measured)
     log(f"{result.outcome} after {result.epochs_run} epoch(s); final loss {result.final_loss:.4f}")
 
 

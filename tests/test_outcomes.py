@@ -110,6 +110,14 @@ def test_collapse_is_decided_by_the_variation_of_the_predicted_masks():
     assert outcome == "collapsed" and "same mask" in reason
     assert classify(flat, 0.9, False, True, constant_dice=0.4, plateau=RULE, collapse_margin=0.02,
                     variation=0.8, collapse_variation=0.1)[0] == "finished"
+    # a constant predictor is collapsed even while its loss still falls (a short budget, say);
+    # a run still falling that tells images apart, with a Dice below the constant mask's, is
+    # still learning: not converged
+    falling = [0.7, 0.66, 0.64, 0.62]
+    assert classify(falling, 0.3, False, False, constant_dice=0.4, plateau=RULE, collapse_margin=0.02,
+                    variation=0.0, collapse_variation=0.1)[0] == "collapsed"
+    assert classify(falling, 0.3, False, False, constant_dice=0.4, plateau=RULE, collapse_margin=0.02,
+                    variation=0.5, collapse_variation=0.1)[0] == "not_converged"
 
 
 @pytest.mark.parametrize(

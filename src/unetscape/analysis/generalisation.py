@@ -66,6 +66,30 @@ TARGETS = {
 CONDITION = ("arch", "optimizer", "noise")
 # Hyper-parameter factors of the granulated Psi (the seed is a replicate, not a factor).
 FACTORS = ("optimizer", "noise", "norm", "skip")
+# A study built to make generalisation vary (issue: "generalisation that varies"): its runs are
+# compared within each training-set size, and its factors are what it varies.
+STUDY = "generalisation"
+STUDY_CONDITION = ("train_size",)
+STUDY_FACTORS = ("train_size", "optimizer", "lr", "batch_size", "arch", "noise")
+# The study can rank measures when its runs' gaps spread by at least this many standard errors
+# of a held-out estimate: otherwise the gaps differ by little more than their own noise.
+RANKABLE_SPREAD = 3.0
+
+
+def gap_check(runs: pd.DataFrame) -> dict:
+    """Does the generalisation gap vary by more than its error? Over the finished runs: the
+    gap's range and standard deviation (`gap_loss`), the median standard error over held-out
+    images of a run's held-out loss (`final_heldout_loss_se`, the error of its gap), their
+    ratio, and whether it is at least `RANKABLE_SPREAD`."""
+    finished = runs[runs["outcome"] == "finished"] if "outcome" in runs else runs
+    gap = pd.to_numeric(finished.get("gap_loss", pd.Series(dtype=float)), errors="coerce").dropna()
+    se = pd.to_numeric(finished.get("final_heldout_loss_se", pd.Series(dtype=float)), errors="coerce").dropna()
+    spread = float(gap.std(ddof=1)) if len(gap) > 1 else math.nan
+    error = float(se.median()) if len(se) else math.nan
+    ratio = spread / error if error > 0 else math.nan
+    return {"runs": int(len(gap)), "gap_min": float(gap.min()) if len(gap) else math.nan,
+            "gap_max": float(gap.max()) if len(gap) else math.nan, "gap_sd": spread, "heldout_se": error,
+            "spread_over_se": ratio, "can_rank": bool(ratio >= RANKABLE_SPREAD)}
 __doc__ += "\n".join(
     f"    {name:24s} {text} (larger = {kind}{'' if invariant else '; changes with the weights scale'})"
     for name, (text, kind, invariant) in MEASURES.items()
@@ -88,21 +112,25 @@ def _verdict(tau: float, p_holm: float, alpha: float, kind: str, target: str) ->
     return f"predicts it: {larger} minima go with {'better' if better else 'worse'} generalisation"
 
 
-def generalisation(runs: pd.DataFrame, settings: dict, measures: Sequence[str] | None = None) -> pd.DataFrame:
+def generalisation(runs: pd.DataFrame, settings: dict, measures: Sequence[str] | None = None,
+                   condition: Sequence[str] = CONDITION, factors: Sequence[str] = FACTORS) -> pd.DataFrame:
     """The rank-correlation table over the finished runs, with a verdict and a rank per row.
 
     `settings`: level, bootstrap, seed, alpha (the config's `metrics`); the permutation test
     uses `bootstrap` shuffles. Measures missing from the runs table are left out; rows are
-    ranked by |within-condition tau| against held-out Dice.
+    ranked by |within-condition tau| against held-out Dice. `condition`: the columns runs must
+    share to be compared (the within-condition tau); `factors`: those of the granulated Psi
+    (the ones that vary among the runs are used). The gap check (`gap_check`) is in every row.
     """
     finished = runs[runs["outcome"] == "finished"].reset_index(drop=True)
     measures = [m for m in (measures or MEASURES) if m in finished.columns]
-    factors = [f for f in FACTORS if f in finished.columns]
+    factors = [f for f in factors if f in finished.columns and finished[f].nunique() > 1] or [
+        f for f in FACTORS if f in finished.columns]
     table = generalisation_table(finished, measures, list(TARGETS), factors, n_boot=settings["bootstrap"],
                                  level=settings["level"], seed=settings["seed"])
     table = table.rename(columns={"tau": "tau_pooled", "p_value": "p_pooled", "tau_low": "tau_pooled_low",
                                   "tau_high": "tau_pooled_high"})
-    condition = [c for c in CONDITION if c in finished.columns]
+    condition = [c for c in condition if c in finished.columns]
     codes = finished.groupby(condition, sort=True).ngroup().to_numpy() if condition else None
     within = []
     for row in table.itertuples():
@@ -131,6 +159,9 @@ def generalisation(runs: pd.DataFrame, settings: dict, measures: Sequence[str] |
     table["rank"] = table["measure"].map(strength.rank(ascending=False, method="min", na_option="bottom"))
     table["runs_total"] = len(runs)
     table["runs_finished"] = len(finished)
+    table["within"] = " x ".join(condition)
+    for key, value in gap_check(runs).items():
+        table[key] = value
     return table.sort_values(["rank", "target"]).reset_index(drop=True)
 
 
@@ -145,17 +176,37 @@ def generalisation_rst(table: pd.DataFrame, table_path: str, level: float) -> st
     gap = table[table["target"] == "gap_loss"].set_index("measure")
     n = int(heldout["n"].max()) if len(heldout) else 0
     conditions = int(heldout["conditions"].max()) if len(heldout) else 0
+    within = table["within"].iloc[0] if "within" in table and len(table) else "arch x optimizer x noise"
+    by_size = within == " x ".join(STUDY_CONDITION)
+    varied = [c.removeprefix("psi_").replace("_", " ") for c in table.columns
+              if c.startswith("psi_") and c != "psi_train_size"]
+    groups = (f"training-set size (they differ in their {', '.join(varied + ['seed'])})" if by_size
+              else "architecture, optimiser and noise level (they differ only in their seed)")
+    source = f"the {STUDY} study" if by_size else "the studies"
     lines = ["Does a flatter minimum generalise better?", "-" * 41, "",
              f"Kendall's tau of each measure with the held-out hard Dice and with the generalisation gap, "
-             f"over the {n} finished runs of the studies ({table['runs_total'].iloc[0] if len(table) else 0} runs "
-             f"in all), computed within conditions: each run is compared only with runs of its own "
-             f"architecture, optimiser and noise level ({conditions} conditions with two or more runs), and "
-             f"the conditions' taus are averaged. p-values come from shuffling the target among the runs of "
-             f"each condition and are Holm-adjusted over every measure and target, so the chance of calling "
+             f"over the {n} finished runs of {source} ({table['runs_total'].iloc[0] if len(table) else 0} runs "
+             f"in all), computed within groups: each run is compared only with runs of its own "
+             f"{groups}; {conditions} groups with two or more runs, weighted by their pairs "
+             f"(stratified tau). p-values come from shuffling the target among the runs of "
+             f"each group and are Holm-adjusted over every measure and target, so the chance of calling "
              f"any measure predictive when none is stays below alpha; intervals ({100 * level:g}%) resample "
-             f"runs within conditions. The pooled tau over all runs is shown beside it: it mixes conditions, "
-             f"so a measure that merely differs between architectures can look predictive. "
+             f"runs within groups. Jiang et al.'s granulated Psi (the mean over factors of the tau among "
+             f"runs that differ in that factor alone) and the pooled tau over all runs are shown beside it. "
              f"Numbers: ``{table_path}``.", ""]
+    if "gap_sd" in table and len(table):
+        row = table.iloc[0]
+        spread = (f"The generalisation gap (held-out minus training Dice loss) of these runs spans "
+                  f"{_number(row['gap_min'])} to {_number(row['gap_max'])} (standard deviation "
+                  f"{row['gap_sd']:.3g}), against a median standard error of {row['heldout_se']:.3g} of a run's "
+                  f"held-out loss over its held-out images: {row['spread_over_se']:.3g} times.")
+        if row["can_rank"]:
+            lines += [spread + f" The gaps differ by more than their error (at least {RANKABLE_SPREAD:g} times), "
+                      "so there is something to predict.", ""]
+        else:
+            lines += [f"**This study cannot rank measures.** {spread} The gaps differ by less than "
+                      f"{RANKABLE_SPREAD:g} times their own error, so a ranking of measures by the gap would rank "
+                      "noise.", ""]
     predicting = table[table["verdict"].str.startswith("predicts")]
     if len(predicting):
         names = ", ".join(f"``{m}`` ({TARGETS[t].split(' (')[0]})" for m, t in zip(predicting["measure"],

@@ -166,6 +166,9 @@ def run_row(run_id: str, arch: dict, files: dict, radii, rises, threshold: float
     stability = outcome.get("stability") or {}
     row.update({key: _number(stability.get(key)) for key in STABILITY})
     row["prediction_variation"] = _number(outcome.get("prediction_variation"))
+    # standard errors over held-out images of the final held-out numbers (and so of the gap)
+    row["final_heldout_loss_se"] = _number(outcome.get("final_heldout_loss_se"))
+    row["final_heldout_dice_se"] = _number(outcome.get("final_heldout_dice_se"))
     row.update(eos_columns(files["eos"]))
     per_set: dict = {}
     if files.get("surface") is not None:

@@ -61,3 +61,26 @@ def predicted_masks(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> 
     masks = [(model(x[start : start + batch_size]) > 0).squeeze(1).to("cpu", torch.uint8)
              for start in range(0, x.shape[0], batch_size)]
     return torch.cat(masks).numpy()
+
+
+@torch.inference_mode()
+def standard_errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                    loss: str = "dice") -> dict:
+    """The standard errors over images of the set's mean loss and mean hard Dice: the per-image
+    values' sample standard deviation over sqrt(n) (NaN for fewer than two images or a loss that
+    is not finite). For a held-out set they say how precisely its mean estimates the population's,
+    so two runs' held-out numbers (and generalisation gaps) differ by more than their error only
+    when they differ by several of these. The caller decides train/eval mode."""
+    per_image = loss_per_image(loss)
+    losses, dices = [], []
+    for start in range(0, x.shape[0], batch_size):
+        logits = model(x[start : start + batch_size])
+        masks = y[start : start + batch_size]
+        losses.append(per_image(logits, masks).to(torch.float64))
+        dices.append(hard_dice_per_image(logits, masks).to(torch.float64))
+    out = {}
+    for name, values in (("loss", losses), ("dice", dices)):
+        values = torch.cat(values)
+        finite = len(values) > 1 and bool(torch.isfinite(values).all())
+        out[f"{name}_se"] = float(values.std(unbiased=True) / len(values) ** 0.5) if finite else float("nan")
+    return out

@@ -6,17 +6,20 @@ Every run gets exactly one outcome, decided from its own training:
     unstable       the run ends well above its best loss: its last epoch loss is more than the
                    plateau tolerance x the initial loss above its lowest epoch loss (a spike or
                    a rise at the end; `training.stability` has the numbers)
+    collapsed      the final model predicts (nearly) the same mask for every image: the
+                   variation of its predicted masks across the training images is at most
+                   `collapse_variation` x that of the true masks (`prediction_variation`),
+                   whether or not its loss still falls; or the loss stopped falling (below) at a
+                   final hard Dice on the training set no more than `collapse_margin` above the
+                   best constant mask's found by `best_constant_mask` (a lower bound of the best
+                   constant mask's Dice)
     not_converged  training used all its epochs and the epoch loss was still falling by more
-                   than the plateau tolerance (`plateau_reached`)
-    collapsed      the loss stopped falling at a model that predicts (nearly) the same mask for
-                   every image: the variation of its predicted masks across the training images
-                   is at most `collapse_variation` x that of the true masks
-                   (`prediction_variation`), or its final hard Dice on the training set is no
-                   more than `collapse_margin` above the best constant mask's found by
-                   `best_constant_mask` (a lower bound of the best constant mask's Dice)
+                   than the plateau tolerance (`plateau_reached`), at a model that tells images
+                   apart
     finished       none of the above: a trained model at a plateau of its training loss
 
-They are checked in that order, so a run that diverged is never also called collapsed. Only
+They are checked in that order (the Dice test of `collapsed` after `not_converged`: a run still
+learning has not stopped at a constant mask), so a run that diverged is never also called collapsed. Only
 `finished` runs are trained models in the sense of Li et al.; the landscape jobs, tables and
 figures label every other outcome as what it is.
 """
@@ -192,6 +195,14 @@ def classify(
             f"the final loss {losses[-1]:.4f} lies {above_best(losses):.4f} above the best, {losses[best]:.4f} "
             f"at epoch {best}: more than {plateau.tolerance:g} x the initial loss {losses[0]:.4f}"
         )
+    # A model that predicts the same mask for every image has collapsed whether or not its loss
+    # still falls (its soft probabilities can sharpen without telling images apart): at a large
+    # learning rate a few steps can kill every ReLU of the plain U-Net in the first epochs.
+    if math.isfinite(variation) and variation <= collapse_variation:
+        return "collapsed", (
+            f"the final model predicts nearly the same mask for every image: its masks vary {variation:.3f} x as "
+            f"much as the true ones (at most {collapse_variation:g})"
+        )
     if not (stopped_on_plateau or plateau_reached(losses, plateau)):
         fall, initial = plateau_fall(losses, plateau.window)
         if math.isfinite(fall):
@@ -202,11 +213,6 @@ def classify(
         else:
             detail = f"fewer than {plateau.window + 1} evaluated epochs"
         return "not_converged", f"all epochs used and the loss is still falling: {detail}"
-    if math.isfinite(variation) and variation <= collapse_variation:
-        return "collapsed", (
-            f"the loss stopped falling at a model that predicts nearly the same mask for every image: its masks "
-            f"vary {variation:.3f} x as much as the true ones (at most {collapse_variation:g})"
-        )
     if not final_dice > constant_dice + collapse_margin:
         return "collapsed", (
             f"the loss stopped falling at a final hard Dice of {final_dice:.4f}, not more than "

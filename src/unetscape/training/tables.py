@@ -20,7 +20,7 @@ def parse_run_id(run_id: str) -> dict:
     the run trains as the config says)."""
     parts = run_ids.parse_run_id(run_id)
     return {key: parts[key] for key in ("arch", "optimizer", "noise", "seed", "recipe", "lr", "batch_size",
-                                         "train_size", "epochs")}
+                                         "train_size", "epochs", "steps")}
 
 
 def read_history(path: str | os.PathLike) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def summarize_history(history: pd.DataFrame) -> dict:
 
 
 OUTCOME_FIELDS = ("reason", "stopped_on_plateau", "max_epochs", "constant_dice", "heldout_constant_dice",
-                  "prediction_variation", "landscape_checkpoint")
+                  "prediction_variation", "landscape_checkpoint", "final_heldout_loss_se", "final_heldout_dice_se")
 
 
 def summarize_histories(

@@ -21,7 +21,7 @@ from unetscape.models.registry import build_model, check_output, model_kind
 from unetscape.models.checkpoints import save_checkpoint
 from unetscape.seeding import derive_seed
 
-from .evaluation import evaluate, images_to_tensor, masks_to_tensor, predicted_masks
+from .evaluation import evaluate, images_to_tensor, masks_to_tensor, predicted_masks, standard_errors
 from .outcomes import (
     CHECKPOINT_ROLES,
     Plateau,
@@ -64,6 +64,10 @@ class TrainSettings:
     # differ at rounding level, so this is a setting, recorded with the run.
     cpu_convolutions: str = "onednn"
     loss: str = "dice"  # models.losses.LOSSES: what SGD minimises and every landscape measures
+    # A budget of SGD steps instead of epochs (None: `epochs` decides): at most the whole epochs
+    # that hold this many steps (the plateau stop as usual), evaluated and saved at about
+    # `MAX_EVALUATIONS` of them (`epoch_plan`), so the plateau is judged over evaluations.
+    steps: int | None = None
     # A seeded subset of the training images (None: all of them): `training_subset`.
     train_size: int | None = None
     subset_seed: int = 0
@@ -87,6 +91,8 @@ class TrainSettings:
             raise ValueError(f"training.collapse_variation must be in [0, 1), got {self.collapse_variation!r}")
         self.plateau_rule  # checks the plateau settings
         check_loss(self.loss)
+        if self.steps is not None and (isinstance(self.steps, bool) or int(self.steps) < 1):
+            raise ValueError(f"steps must be >= 1, got {self.steps!r}")
         if self.train_size is not None and int(self.train_size) < 1:
             raise ValueError(f"train_size must be >= 1, got {self.train_size!r}")
         for key in ("probe_images", "probe_every"):
@@ -109,6 +115,22 @@ class TrainResult:
     checkpoints: list[Path]
     outcome: str = "finished"
     reason: str = ""
+
+
+# A run with a budget of steps is evaluated (and saved) at about this many epochs, whatever its
+# training-set size: a subset of 32 images trains hundreds of short epochs, and evaluating the
+# held-out images after each would cost more than the training.
+MAX_EVALUATIONS = 20
+
+
+def epoch_plan(settings: "TrainSettings", images: int) -> tuple[int, int]:
+    """(epochs, evaluate every this many epochs): `settings.epochs` and 1, or for a budget of
+    steps the whole epochs that hold at least that many steps and an interval that evaluates
+    about `MAX_EVALUATIONS` of them (the last always)."""
+    if settings.steps is None:
+        return settings.epochs, 1
+    epochs = math.ceil(settings.steps / math.ceil(images / settings.batch_size))
+    return epochs, max(1, math.ceil(epochs / MAX_EVALUATIONS))
 
 
 TRAIN_MEMORY_FORMAT = torch.channels_last
@@ -223,10 +245,11 @@ def train(
     rows.append(row)
     rows.append(probe_row(model, data, settings, 0, 0))
     save(0)
-    log(f"[{run_id}] epoch 0/{settings.epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
+    epochs, every = epoch_plan(settings, len(images))
+    log(f"[{run_id}] epoch 0/{epochs}: loss {row['loss']:.4f} dice {row['dice']:.4f}")
     step, diverged, epochs_run, on_plateau = 0, False, 0, False
     losses = [row["loss"]]
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, epochs + 1):
         step_rows = train_epoch(model, optimizer, data, settings, epoch, step, order_gen, noise_gen)
         rows += step_rows
         last = [r for r in step_rows if r["kind"] == "step"][-1]
@@ -236,6 +259,9 @@ def train(
             last["diverged"] = True
             log(f"[{run_id}] diverged in epoch {epoch} at step {step}; stopping")
             break
+        if epoch % every and epoch != epochs:  # a budget of steps: only every `every`-th epoch
+            epochs_run = epoch
+            continue
         row = evaluate_epoch(model, data, settings, epoch, step)
         rows.append(row)
         epochs_run = epoch
@@ -245,11 +271,11 @@ def train(
             break
         losses.append(row["loss"])
         on_plateau = settings.stop_on_plateau and plateau_reached(losses, plateau)
-        if epoch % settings.save_every == 0 or epoch == settings.epochs or on_plateau:
+        if (epoch // every) % settings.save_every == 0 or epoch == epochs or on_plateau:
             save(epoch)
         rate = step * settings.batch_size / (time.time() - start)
         held = f" held-out dice {row['heldout_dice']:.4f}" if data.heldout is not None else ""
-        log(f"[{run_id}] epoch {epoch}/{settings.epochs}: loss {row['loss']:.4f} "
+        log(f"[{run_id}] epoch {epoch}/{epochs}: loss {row['loss']:.4f} "
             f"dice {row['dice']:.4f} iou {row['iou']:.4f}{held} ({rate:.0f} img/s)")
         if on_plateau:
             fall, initial = plateau_fall(losses, plateau.window)
@@ -260,9 +286,12 @@ def train(
     final = [r for r in rows if r["kind"] == "epoch" and math.isfinite(r["loss"])][-1]
     constant = best_constant_dice(masks)
     variation = math.nan
+    heldout_se = {"loss_se": math.nan, "dice_se": math.nan}
     if not diverged:  # the final weights are the ones measured; a diverged model predicts nothing
         model.eval()
         variation = prediction_variation(predicted_masks(model, data.x, settings.eval_batch_size), masks)
+        if data.heldout is not None:
+            heldout_se = standard_errors(model, *data.heldout, settings.eval_batch_size, settings.loss)
     stability = stability_numbers(
         losses, [r["loss"] for r in rows if r["kind"] == "step" and r["epoch"] >= 2], plateau.tolerance
     )
@@ -286,10 +315,14 @@ def train(
             run_id, outcome, reason, settings, losses, final, saved, epochs_run, on_plateau, constant,
             best_constant_dice(heldout_masks) if data.heldout is not None else None,
         )
+        summary["max_epochs"] = epochs  # with a budget of steps, the epochs that hold it
         summary["prediction_variation"] = variation
         summary["collapse_variation"] = settings.collapse_variation
         summary["stability"] = stability
         summary["training"] = training_record(settings, len(images))
+        # How precisely the held-out numbers estimate the population's (over held-out images).
+        summary["final_heldout_loss_se"] = heldout_se["loss_se"]
+        summary["final_heldout_dice_se"] = heldout_se["dice_se"]
         summary["train_indices"] = subset.tolist()
         summary["probe"] = {"indices": subset[probe].tolist(), "every": settings.probe_every,
                             "seed": settings.probe_seed, "mode": "eval mode, clean images"}
@@ -300,7 +333,8 @@ def train(
 def training_record(settings: TrainSettings, images: int) -> dict:
     """What outcome.json says of how the run trained (the tables' factor columns)."""
     return {"lr": settings.lr, "momentum": settings.momentum, "batch_size": settings.batch_size,
-            "train_size": images, "subset": settings.train_size is not None, "max_epochs": settings.epochs,
+            "train_size": images, "subset": settings.train_size is not None,
+            "max_epochs": epoch_plan(settings, images)[0], "steps_budget": settings.steps,
             "stop_on_plateau": settings.stop_on_plateau, "noise": settings.noise, "loss": settings.loss}
 
 
@@ -396,6 +430,22 @@ def outcome_summary(run_id: str, outcome: str, reason: str, settings: TrainSetti
         "seed": settings.seed,
         **settings.seeds(),
     }
+
+
+def link_measured(checkpoint_dir: str | os.PathLike, outcome: dict, link: str | os.PathLike) -> None:
+    """A relative symbolic link `link` to the checkpoint the landscape jobs measure (outcome's
+    `landscape_checkpoint`; the initial weights for a run that saved none after epoch 0, which
+    no job measures: its files say why). Relative, so the project can move; made under a
+    temporary name and renamed over `link`, so it is never half there."""
+    link = Path(link)
+    target = Path(checkpoint_dir) / (outcome["landscape_checkpoint"] or checkpoint_name(0))
+    if not target.is_file():
+        raise FileNotFoundError(f"{target} does not exist: no checkpoint to link {link} to")
+    relative = os.path.relpath(target, link.parent)
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(relative, tmp)
+    os.replace(tmp, link)
 
 
 def write_history(rows: list[dict], path: str | os.PathLike) -> None:

@@ -41,10 +41,11 @@ class Run:
     batch_size: int | None = None
     train_size: int | None = None
     epochs: int | None = None
+    steps: int | None = None
 
     @property
     def recipe(self) -> str:
-        return recipe(self.optimizer, self.lr, self.batch_size, self.train_size, self.epochs)
+        return recipe(self.optimizer, self.lr, self.batch_size, self.train_size, self.epochs, self.steps)
 
     @property
     def id(self) -> str:
@@ -58,7 +59,7 @@ class Run:
     def order(self) -> tuple:
         """A stable sort key (numbers as numbers, unset departures first)."""
         return (self.arch, self.optimizer, self.noise, self.seed, self.lr or 0.0, self.batch_size or 0,
-                self.train_size or 0, self.epochs or 0)
+                self.train_size or 0, self.epochs or 0, self.steps or 0)
 
 
 STUDY_FACTORS = ("lr", "batch_size", "train_size")
@@ -76,12 +77,12 @@ def _departure(config: dict, key: str, value, optimizer: str):
 def study_runs(config: dict, study: str) -> list[Run]:
     spec = config["studies"][study]
     factors = [spec.get(key) or [None] for key in STUDY_FACTORS]
-    epochs = spec.get("epochs")
+    budget = {key: None if spec.get(key) is None else int(spec[key]) for key in ("epochs", "steps")}
     runs = []
     for a, o, n, s, *values in itertools.product(spec["archs"], spec["optimizers"], spec["noise"], spec["seeds"],
                                                  *factors):
         extra = {key: None if v is None else _departure(config, key, v, o) for key, v in zip(STUDY_FACTORS, values)}
-        runs.append(Run(a, o, float(n), int(s), epochs=None if epochs is None else int(epochs), **extra))
+        runs.append(Run(a, o, float(n), int(s), **budget, **extra))
     return runs
 
 
@@ -185,6 +186,8 @@ def train_settings(config: dict, run: Run) -> dict:
         settings["batch_size"] = run.batch_size
     if run.epochs is not None:  # a fixed budget: every run of the study trains exactly this long
         settings.update(epochs=run.epochs, stop_on_plateau=False)
+    if run.steps is not None:  # at most this many SGD steps, whatever the training-set size
+        settings.update(steps=run.steps)
     if run.train_size is not None:
         settings.update(train_size=run.train_size, subset_seed=training_subset_seed(config))
     return settings

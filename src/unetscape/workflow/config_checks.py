@@ -72,6 +72,14 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                         f"config key studies.{study}.{key}: {name!r} is not defined under '{section}' "
                         f"(defined: {', '.join(config[section])})"
                     )
+        if "epochs" in spec and "steps" in spec:
+            raise ConfigError(f"config key studies.{study}: give a budget of `epochs` or of `steps`, not both")
+        for size in spec.get("train_size", []):
+            if config["data"]["source"] == "synthetic" and size > config["data"].get("num_images", 900):
+                raise ConfigError(
+                    f"config key studies.{study}.train_size: {size} is more than the "
+                    f"{config['data'].get('num_images', 900)} training images (data.num_images)"
+                )
     evaluation = config["landscape"]["evaluation"]
     if evaluation["points_per_pass"] > 1 and evaluation["bn"] == "recompute":
         raise ConfigError(
