@@ -8,7 +8,6 @@ reads them, and a failing job writes its traceback and a one-line summary to its
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import runpy
@@ -29,7 +28,7 @@ from PIL import Image
 from workflow_helpers import REPO, copy_workflow, load_smoke, snakemake, write_config
 
 from unetscape.data import DatasetError, load_dataset, load_isic
-from unetscape.models.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from unetscape.models.checkpoints import load_checkpoint, save_checkpoint
 from unetscape.models.unet import build_model
 from unetscape.workflow.config import ConfigError, all_runs, format_noise
 from unetscape.workflow.config_checks import validate_config

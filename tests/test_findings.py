@@ -746,5 +746,6 @@ def test_front_page_text_states_the_rules_each_claim_its_parts_and_the_margins()
         assert part.text in text
     assert "partly supported: smoother -- supported" in text and "results/tables/claims.csv" in text
     assert "supported only when every part was tested and is supported" in text  # the claim rule
-    assert "negligible" in text and "roughness ±1" in text  # the part rule and the margins
+    margin = f"roughness ±{DEFAULT_MARGINS['roughness']:g}"
+    assert "negligible" in text and margin in text  # the part rule and the margins
     assert "runs to decide it" in text  # the plan for the undecided comparisons

@@ -32,6 +32,7 @@ import math
 import os
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from unetscape.atomic import atomic_path
@@ -76,7 +77,7 @@ STUDY_FACTORS = ("train_size", "optimizer", "lr", "batch_size", "arch", "noise")
 RANKABLE_SPREAD = 3.0
 
 
-def gap_check(runs: pd.DataFrame) -> dict:
+def gap_check(runs: pd.DataFrame, groups: Sequence[str] = ()) -> dict:
     """Does the generalisation gap vary by more than its error? Over the finished runs: the
     gap's range and standard deviation (`gap_loss`), the median standard error over held-out
     images of a run's held-out loss (`final_heldout_loss_se`, the error of its gap), their
@@ -87,9 +88,19 @@ def gap_check(runs: pd.DataFrame) -> dict:
     spread = float(gap.std(ddof=1)) if len(gap) > 1 else math.nan
     error = float(se.median()) if len(se) else math.nan
     ratio = spread / error if error > 0 else math.nan
+    # Within the groups the headline compares runs in (e.g. each training-set size): the pooled
+    # standard deviation of the gap about each group's mean.
+    within = math.nan
+    keys = [g for g in groups if g in finished.columns]
+    if keys and len(gap) > 1:
+        frame = finished.assign(_gap=pd.to_numeric(finished["gap_loss"], errors="coerce")).dropna(subset=["_gap"])
+        deviations = frame["_gap"] - frame.groupby(keys)["_gap"].transform("mean")
+        dof = len(frame) - frame.groupby(keys).ngroups
+        within = float(np.sqrt((deviations**2).sum() / dof)) if dof > 0 else math.nan
     return {"runs": int(len(gap)), "gap_min": float(gap.min()) if len(gap) else math.nan,
             "gap_max": float(gap.max()) if len(gap) else math.nan, "gap_sd": spread, "heldout_se": error,
-            "spread_over_se": ratio, "can_rank": bool(ratio >= RANKABLE_SPREAD)}
+            "spread_over_se": ratio, "can_rank": bool(ratio >= RANKABLE_SPREAD), "gap_sd_within": within,
+            "within_over_se": within / error if error > 0 else math.nan}
 __doc__ += "\n".join(
     f"    {name:24s} {text} (larger = {kind}{'' if invariant else '; changes with the weights scale'})"
     for name, (text, kind, invariant) in MEASURES.items()
@@ -160,7 +171,7 @@ def generalisation(runs: pd.DataFrame, settings: dict, measures: Sequence[str] |
     table["runs_total"] = len(runs)
     table["runs_finished"] = len(finished)
     table["within"] = " x ".join(condition)
-    for key, value in gap_check(runs).items():
+    for key, value in gap_check(runs, condition).items():
         table[key] = value
     return table.sort_values(["rank", "target"]).reset_index(drop=True)
 
@@ -200,9 +211,14 @@ def generalisation_rst(table: pd.DataFrame, table_path: str, level: float) -> st
                   f"{_number(row['gap_min'])} to {_number(row['gap_max'])} (standard deviation "
                   f"{row['gap_sd']:.3g}), against a median standard error of {row['heldout_se']:.3g} of a run's "
                   f"held-out loss over its held-out images: {row['spread_over_se']:.3g} times.")
+        within = ""
+        if "gap_sd_within" in row and math.isfinite(row["gap_sd_within"]):
+            within = (f" Within the groups compared the gap's standard deviation is {row['gap_sd_within']:.3g}, "
+                      f"{row['within_over_se']:.3g} times that error: the within-group tau ranks differences of "
+                      f"that size.")
         if row["can_rank"]:
             lines += [spread + f" The gaps differ by more than their error (at least {RANKABLE_SPREAD:g} times), "
-                      "so there is something to predict.", ""]
+                      "so there is something to predict." + within, ""]
         else:
             lines += [f"**This study cannot rank measures.** {spread} The gaps differ by less than "
                       f"{RANKABLE_SPREAD:g} times their own error, so a ranking of measures by the gap would rank "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import torch
 
 from unetscape import __version__
 from unetscape.atomic import atomic_path
@@ -60,6 +61,8 @@ def interpolation(
     curve = interpolation_curve(model, a["state_dict"], b["state_dict"], ts, x, y, batch_size, bn=bn, loss=loss)
     write_curve(out, curve, {
         **attrs,
+        # whether `bn` means anything: a network without batch norm has no statistics to treat
+        "batch_norm": any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()),
         "loss_function": loss,
         "checkpoint_a": str(checkpoint_a), "checkpoint_a_sha256": file_sha256(checkpoint_a),
         "checkpoint_b": str(checkpoint_b), "checkpoint_b_sha256": file_sha256(checkpoint_b),

@@ -66,8 +66,7 @@ def plot_directions(title: str, directions_csv, *out_paths) -> None:
     sets = int(table["sets"].max()) if "sets" in table else 0
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle(f"{title}: what the direction and what the seed changes ({sets} direction sets per run; "
-                 "× = averaged number still measures its directions more than half as much as its seeds)",
-                 fontsize=9, wrap=True)
+    fig.suptitle(f"{title}: spread between directions and between seeds ({sets} direction sets per run)\n"
+                 "× : the averaged number's error over directions is more than half the seeds' spread", fontsize=9)
     fig.tight_layout()
     save_figure(fig, *out_paths)

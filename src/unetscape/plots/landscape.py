@@ -300,7 +300,8 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
             ax2.axvline(position, color="grey", ls=":", lw=1)
             ax2.annotate(name, (position, 1), xycoords=("data", "axes fraction"), fontsize=7, ha="center",
                          va="bottom")
-        ax2.set_xlabel(f"t  (theta = (1 - t) initial + t {words}; BN statistics: {interp['attrs'].get('bn', '?')})")
+        bn = "" if interp["attrs"].get("batch_norm") is False else f"; BN statistics: {interp['attrs'].get('bn', '?')}"
+        ax2.set_xlabel(f"t  (theta = (1 - t) initial + t {words}{bn})")
         ax2.set_title(f"interpolation from the initial weights to the {words}", pad=12, fontsize=10)
         _nan_note(ax2, interp["t"], interp["train_loss"])
         if not np.isfinite(interp["train_loss"]).any():

@@ -10,7 +10,7 @@ import pandas as pd
 from .no_data import say_why
 from .style import MAX_WIDTH, plt, save_figure
 
-PART = re.compile(r"^part_(?P<part>.+)_(?P<number>lambda_max|trace_share)$")
+PART = re.compile(r"^part_(?P<part>.+)_(?P<number>lambda_max|trace)$")
 
 
 def _order(part: str) -> tuple:
@@ -23,8 +23,9 @@ def _order(part: str) -> tuple:
 
 def plot_parts(title: str, runs_csv, *out_paths) -> None:
     """Left: the top eigenvalue of the scale-normalised Hessian restricted to each part
-    (block-diagonal), right: each part's share of the whole relative trace; per condition the
-    mean over its finished runs (line) and each run (dots). Log scale on the left."""
+    (block-diagonal), right: that restriction's trace (Hutchinson); per condition the mean over
+    its finished runs (line) and each run (dots), both on log scales (a trace estimate at or
+    below 0, possible with few Rademacher samples, is not drawn; the tables keep it)."""
     runs = pd.read_csv(runs_csv)
     runs = runs[runs["outcome"] == "finished"] if "outcome" in runs else runs
     parts = sorted({m.group("part") for c in runs.columns if (m := PART.match(c))}, key=_order)
@@ -43,26 +44,28 @@ def plot_parts(title: str, runs_csv, *out_paths) -> None:
         label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in (key if isinstance(key, tuple) else (key,)))
         colour = colours[k % len(colours)]
         offset = (k - 0.5 * (runs.groupby(keys).ngroups - 1)) * 0.06
-        for ax, number in zip(axes[0], ("lambda_max", "trace_share")):
+        for ax, number in zip(axes[0], ("lambda_max", "trace")):
             values = np.array([[row.get(f"part_{p}_{number}", np.nan) for p in parts] for _, row in group.iterrows()],
                               dtype=float)
             if number == "lambda_max":  # an unconverged solve is left out, as in every statistic
                 converged = np.array([[bool(row.get(f"part_{p}_lanczos_converged", True)) for p in parts]
                                       for _, row in group.iterrows()])
                 values = np.where(converged, values, np.nan)
+            values = np.where(values > 0, values, np.nan)  # a log axis holds positive values only
             with np.errstate(all="ignore"):
                 mean = np.nanmean(values, axis=0)
             ax.plot(x + offset, mean, "-", color=colour, lw=1.4, label=label)
             for row in values:
                 ax.plot(x + offset, row, ".", color=colour, alpha=0.5, ms=4)
     for ax, name in zip(axes[0], ("top eigenvalue of the part's scale-normalised Hessian",
-                                  "share of the whole relative trace")):
+                                  "trace of the part's scale-normalised Hessian")):
         ax.set_xticks(x, parts, rotation=30, ha="right", fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0, 0].set_yscale("log")
+    axes[0, 1].set_yscale("log")
     axes[0, 1].legend(fontsize=7, frameon=False, title=", ".join(keys), title_fontsize=7, loc="upper right")
-    fig.suptitle(f"{title}: curvature per part of the network (Hessian restricted to each part's weights, "
-                 "the others fixed); lines: mean over finished runs, dots: runs", fontsize=9)
+    fig.suptitle(f"{title}: curvature per part of the network (each part's weights alone, the others fixed)",
+                 fontsize=9)
     fig.tight_layout()
     save_figure(fig, *out_paths)

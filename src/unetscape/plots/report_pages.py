@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import math
 import os
+from pathlib import Path
 import re
 from typing import Iterable, Sequence
 
@@ -298,23 +299,51 @@ def overview_rst(dataset: dict, archs: dict[str, dict], studies: dict[str, dict]
     model += ": " + ", ".join(_arch_words(n, a) for n, a in archs.items())
     optimisers = ", ".join(f"{n} (lr {number(o['lr'])}, momentum {number(o['momentum'])})"
                            for n, o in training["optimizers"].items())
+    def conditions(spec: dict) -> int:
+        count = len(spec["archs"]) * len(spec["optimizers"]) * len(spec["noise"])
+        for key in ("lr", "batch_size", "train_size"):
+            count *= len(spec.get(key) or [None])
+        return count
+
     study_text = "; ".join(
-        f"{name}: {len(spec['archs']) * len(spec['optimizers']) * len(spec['noise'])} conditions "
-        f"x {len(spec['seeds'])} seed{'s' * (len(spec['seeds']) != 1)}" for name, spec in studies.items())
+        f"{name}: {conditions(spec)} conditions x {len(spec['seeds'])} seed{'s' * (len(spec['seeds']) != 1)}"
+        for name, spec in studies.items())
+    shared = _shared_studies(studies, runs)
     counts = runs.drop_duplicates("run")["outcome"].value_counts()
     order = ["finished"] + sorted(o for o in counts.index if o != "finished")
     outcomes = ", ".join(f"{int(counts.get(o, 0))} {o.replace('_', ' ')}" for o in order)
     size = dataset["size"]
+    source = {"synthetic": "synthetic skin-lesion images", "isic": "ISIC images", "folder": "images from a folder"}
     rows = [
-        ("Data", f"{dataset['source']} (``{dataset['name']}``): {dataset['train']} training and {dataset['heldout']} "
-                 f"held-out images of {size[0]} x {size[1]} px"),
+        ("Data", f"{source.get(dataset['source'], dataset['source'])} (``{dataset['name']}``): {dataset['train']} "
+                 f"training and {dataset['heldout']} held-out images of {size[0]} x {size[1]} px"),
         ("Model", model),
         ("Training", f"{training.get('loss', 'dice')} loss, at most {training['epochs']} epochs (stopped at a plateau), batch "
-                     f"{training['batch_size']}; {optimisers}"),
-        ("Runs", f"{runs['run'].nunique()} trainings; seeds per condition by study: {study_text}"),
+                     f"{training['batch_size']}; {optimisers}; a study may set its own learning rates, batch sizes, "
+                     f"training subsets and budget (the run ids say which)"),
+        ("Runs", f"{runs['run'].nunique()} trainings{shared}; seeds per condition by study: {study_text}. Per-run "
+                 f"figures are drawn for each condition's first seed (any other run's on request by file name)."),
         ("Outcomes", outcomes),
     ]
     return "\n".join(_list_table(rows))
+
+
+def _shared_studies(studies: dict[str, dict], runs: pd.DataFrame) -> str:
+    """Words naming studies that hold the very same runs (each run is trained once), e.g.
+    " (the seeds and momentum studies are the same 20 runs)"; "" when none do."""
+    if "study" not in runs.columns:
+        return ""
+    sets = {name: frozenset(runs.loc[runs["study"] == name, "run"]) for name in studies}
+    groups: dict[frozenset, list[str]] = {}
+    for name, members in sets.items():
+        if members:
+            groups.setdefault(members, []).append(name)
+    same = [(names, len(members)) for members, names in groups.items() if len(names) > 1]
+    if not same:
+        return ""
+    words = "; ".join(f"the {' and '.join(names)} studies are the same {count} runs, compared differently"
+                      for names, count in same)
+    return f" ({words})"
 
 
 DECIDED = ("supported", "partly supported", "contradicted", "no effect")
@@ -464,7 +493,9 @@ def dataset_summary(path, name: str, source: str) -> dict:
 def write_overview(dataset_path, settings: dict, training_tables: Sequence, out) -> None:
     """What rule report_overview writes; `settings`: data (name, source), archs, studies and
     training (epochs, batch_size, optimizers), as the rule passes them."""
-    runs = pd.concat([pd.read_csv(p) for p in training_tables], ignore_index=True)
+    # each table is a study's (results/tables/training_{study}.csv): the study of each row
+    runs = pd.concat([pd.read_csv(p).assign(study=Path(p).stem.removeprefix("training_")) for p in training_tables],
+                     ignore_index=True)
     data = dataset_summary(dataset_path, settings["data"]["name"], settings["data"]["source"])
     _write(overview_rst(data, settings["archs"], settings["studies"], runs, settings["training"]), out)
 

@@ -65,8 +65,10 @@ def plot_sharpness(title: str, runs_csv, eos_paths: Sequence[str], *out_paths) -
                 record = _record_of(records, eos_paths, run["run"])
                 rows = (record or {}).get("rows") or []
                 epochs = [r["epoch"] for r in rows]
-                ratio = [math.nan if r.get(key) is None else r[key] for r in rows]
-                if not any(math.isfinite(v) and v > 0 for v in ratio):
+                # A log axis has no place for a ratio <= 0 (the batch loss curving down along its
+                # gradient): the line breaks there, and the tables keep the value.
+                ratio = [math.nan if r.get(key) is None or not r[key] > 0 else r[key] for r in rows]
+                if not any(math.isfinite(v) for v in ratio):
                     continue
                 label = labels[run["run"]]
                 ax.plot(epochs, ratio, color=colours[label], lw=1.0, alpha=0.8, marker="o", ms=2.5,
