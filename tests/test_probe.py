@@ -109,10 +109,12 @@ def test_run_ids_name_only_the_departures_from_the_config():
     assert recipe("sgd") == "sgd" and recipe("sgd_momentum", lr=0.3, epochs=3) == "sgd_momentum-lr0.3-e3"
     text = recipe("sgd", lr=1e-5, batch_size=16, train_size=100, epochs=4)
     assert text == "sgd-lr1e-05-bs16-n100-e4"
-    assert parse_recipe(text) == {"optimizer": "sgd", "lr": 1e-5, "batch_size": 16, "train_size": 100, "epochs": 4}
+    assert parse_recipe(text) == {"optimizer": "sgd", "lr": 1e-5, "batch_size": 16, "train_size": 100, "epochs": 4,
+                                  "steps": None}
+    assert parse_recipe("sgd-n32-s2000")["steps"] == 2000 and recipe("sgd", train_size=32, steps=2000) == "sgd-n32-s2000"
     assert parse_run_id("simple/sgd_momentum-lr1/noise0.1/seed2") == {
         "arch": "simple", "recipe": "sgd_momentum-lr1", "optimizer": "sgd_momentum", "lr": 1.0, "batch_size": None,
-        "train_size": None, "epochs": None, "noise": 0.1, "seed": 2}
+        "train_size": None, "epochs": None, "steps": None, "noise": 0.1, "seed": 2}
     assert format_number(-0.0) == "0" and format_number(1.0) == "1"
     for bad in ("sgd-lr", "sgd-bs1-lr0.1", "-lr0.1", "sgd lr"):
         with pytest.raises(ValueError):
@@ -152,3 +154,22 @@ def test_a_study_of_learning_rates_subsets_and_budgets_gives_distinct_runs_with_
     assert (subset["batch_size"], subset["train_size"]) == (16, 32)
     other = train_settings(config, runs["simple/sgd-n32/noise0/seed0"])
     assert other["subset_seed"] == subset["subset_seed"]  # every run of a size trains on the same images
+
+
+def test_a_budget_of_steps_trains_whole_epochs_and_evaluates_about_twenty_of_them(tmp_path):
+    """`steps`: the whole epochs that hold the budget (so every training-set size gets the same
+    budget), the last epoch always evaluated and saved, the others every k-th."""
+    images, masks = blob_data(n=12)
+    # 12 images of batch 5 -> 3 steps per epoch; 100 steps -> 34 epochs, evaluated every 2nd
+    _, history, outcome, out = train_run(tmp_path, "budget", images, masks, steps=100, epochs=1, batch_size=5,
+                                         stop_on_plateau=False, probe_every=10)
+    epochs = sorted(history.loc[history["kind"] == "epoch", "epoch"])
+    assert outcome["max_epochs"] == 34 and outcome["training"]["steps_budget"] == 100
+    assert epochs == [0] + list(range(2, 35, 2))  # 17 evaluations after epoch 0, at most MAX_EVALUATIONS
+    assert history.loc[history["kind"] == "step", "step"].max() == 34 * 3  # at least 100 steps, whole epochs
+    saved = sorted(int(p.stem.split("_")[1]) for p in (out / "checkpoints").glob("*.pt"))
+    assert saved == epochs
+    # the same budget on a larger set trains fewer, longer epochs
+    _, bigger, outcome, _ = train_run(tmp_path, "bigger", *blob_data(n=30), steps=100, epochs=1, batch_size=5,
+                                      stop_on_plateau=False)
+    assert outcome["max_epochs"] == 17 and bigger.loc[bigger["kind"] == "step", "step"].max() == 102

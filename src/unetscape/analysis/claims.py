@@ -30,7 +30,8 @@ TOST, the default of two-group claims), `trend` (the noise claim's OLS slope ove
 `rate` (Fisher's test of the share of failed runs, the default for `failed`), `dose_response`
 (a learning-rate sweep: logistic regression of failed on log10(lr) and the factor,
 `analysis/dose_response.py`). The secondary measures of each part are defined here
-(`SECONDARY`); one missing from a runs table is skipped, and the findings say so.
+(`SECONDARY`; a name with `*` stands for every column of the runs table it matches, e.g. each
+part's curvature); one missing from a runs table is skipped, and the findings say so.
 
 Margins (`equivalence_margins`): every measure's smallest effect of interest, +-delta, is an
 absolute number in the measure's own units, from `metrics.equivalence` ({measure: margin});
@@ -121,16 +122,19 @@ PART_TEXTS = {
 _STABILITY = ("probe_volatility", "probe_rises", "failed", "eos_lambda_ratio_final", "eos_batch_ratio_final")
 _ROUGHNESS = ("roughness_first", "total_variation")
 # Secondary measures of each part: reported beside the primary one, outside the verdict.
+_BASINS = ("basins", "total_persistence")
+_BARRIERS = ("curve_barrier_next", "line_barrier_next")
 SECONDARY = {
-    ("batchnorm", "smoother"): _ROUGHNESS,
-    ("batchnorm", "more_convex"): (),
+    ("batchnorm", "smoother"): _ROUGHNESS + _BASINS,
+    ("batchnorm", "more_convex"): _BARRIERS,
     ("batchnorm", "more_stable"): ("probe_largest_rise",) + _STABILITY,
     ("momentum", "less_stable"): ("probe_largest_rise",) + _STABILITY,
     ("momentum", "sharper"): ("relative_trace",),
     ("momentum", "rougher"): _ROUGHNESS,
     ("noise", "rougher"): _ROUGHNESS,
-    ("skips", "roughness"): _ROUGHNESS,
-    ("skips", "curvature"): ("relative_trace", "relative_nonconvexity"),
+    ("skips", "roughness"): _ROUGHNESS + _BASINS,
+    # where in the network the curvature moves: each part's (a pattern: the parts the table has)
+    ("skips", "curvature"): ("relative_trace", "relative_nonconvexity", "part_*_lambda_max"),
     ("skips", "stability"): ("probe_largest_rise",) + _STABILITY,
 }
 DEFAULT_CLAIMS = {

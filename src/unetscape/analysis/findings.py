@@ -47,6 +47,8 @@ part needs the most any of its undecided comparisons needs (`part_seeds_needed`)
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import math
 import os
 from typing import Sequence
@@ -349,10 +351,25 @@ def _demote_unreachable_rates(primary: list[dict], alpha: float) -> list[dict]:
         family = [r for r in family if not r.get("_demoted")]
 
 
+def _expanded(measures, tables: dict) -> list:
+    """Secondary measures with a `*` pattern replaced by every matching column of their study's
+    table (in column order); a pattern that matches nothing stays, so the findings say so."""
+    out = []
+    for measure in measures:
+        table = tables.get(measure.study, (None,))[0]
+        if "*" in measure.name and table is not None:
+            matches = [c for c in table.columns if fnmatch.fnmatchcase(c, measure.name)]
+            if matches:
+                out += [dataclasses.replace(measure, name=name) for name in matches]
+                continue
+        out.append(measure)
+    return out
+
+
 def _claim_rows(claim: Claim, tables: dict, settings: dict, margins: dict) -> list[dict]:
     rows = []
     for part in claim.parts:
-        for measure, role in [(part.primary, "primary")] + [(s, "secondary") for s in part.secondary]:
+        for measure, role in [(part.primary, "primary")] + [(s, "secondary") for s in _expanded(part.secondary, tables)]:
             base = {"claim": claim.key, "claim_text": claim.text, "part": part.key, "part_text": part.text,
                     "role": role, "primary_measure": role == "primary", "study": measure.study,
                     "metric": measure.name, "kind": measure.kind}

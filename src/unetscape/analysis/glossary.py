@@ -11,6 +11,7 @@ final weights w; lr the learning rate, beta the momentum.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Iterable
 
 GLOSSARY = {
@@ -58,12 +59,45 @@ GLOSSARY = {
     "loss_rises": "number of epochs e with L_e - L_(e-1) > tolerance x L_0",
     "final_heldout_dice": "hard Dice of the final weights on the held-out images",
     "gap_loss": "held-out minus training Dice loss of the final weights (the generalisation gap)",
+    "basins": (
+        "mean over the run's random planes of the number of basins: 0-dimensional sublevel-set persistence "
+        "classes of the surface (GUDHI cubical complex) whose persistence exceeds metrics.topology.threshold x its "
+        "loss range, the deepest included: 1 for a single bowl"
+    ),
+    "total_persistence": (
+        "mean over the run's random planes of the summed persistence (merge height - floor) of every basin that "
+        "merges, over the surface's loss range: 0 for a single bowl"
+    ),
+    "curve_barrier_next": (
+        "loss barrier of a trained quadratic Bezier curve (Garipov et al. 2018) from this run to the next seed of "
+        "its condition: the highest loss on the curve minus the mean of its two ends"
+    ),
+    "line_barrier_next": (
+        "the same barrier along the straight line between the two seeds' weights (batch-norm statistics "
+        "re-estimated at every t)"
+    ),
+    "part_*_lambda_max": (
+        "largest eigenvalue of the scale-normalised Hessian restricted to one part of the network (an encoder "
+        "level, the bottleneck, a decoder level or the head), every other weight fixed"
+    ),
+    "eos_lambda_ratio_max": "the largest eos_lambda_ratio over the checkpoints measured",
+    "eos_batch_ratio_max": "the largest eos_batch_ratio over the checkpoints measured",
 }
+
+
+def _entry(measure: str) -> str | None:
+    """The glossary line of a measure, a pattern's (e.g. part_*_lambda_max) for its columns."""
+    if measure in GLOSSARY:
+        return GLOSSARY[measure]
+    for name, line in GLOSSARY.items():
+        if "*" in name and fnmatch.fnmatchcase(measure, name):
+            return line
+    return None
 
 
 def describe(measure: str) -> str:
     """The measure's line, or a plain statement that there is none."""
-    return GLOSSARY.get(measure, "a column of the runs table (no formula on record)")
+    return _entry(measure) or "a column of the runs table (no formula on record)"
 
 
 def glossary_lines(measures: Iterable[str]) -> list[str]:

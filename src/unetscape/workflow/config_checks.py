@@ -74,12 +74,6 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                     )
         if "epochs" in spec and "steps" in spec:
             raise ConfigError(f"config key studies.{study}: give a budget of `epochs` or of `steps`, not both")
-        for size in spec.get("train_size", []):
-            if config["data"]["source"] == "synthetic" and size > config["data"].get("num_images", 900):
-                raise ConfigError(
-                    f"config key studies.{study}.train_size: {size} is more than the "
-                    f"{config['data'].get('num_images', 900)} training images (data.num_images)"
-                )
     evaluation = config["landscape"]["evaluation"]
     if evaluation["points_per_pass"] > 1 and evaluation["bn"] == "recompute":
         raise ConfigError(
@@ -124,6 +118,18 @@ def check_config(config: dict) -> None:
     images, heldout = dataset_images(config)
     check_models_fit_images(config)
     check_evaluation_subset(config, images, heldout)
+    check_training_subsets(config, images)
+
+
+def check_training_subsets(config: dict, images: int) -> None:
+    """A study's training subsets must be smaller than the data set's training part."""
+    for study, spec in config["studies"].items():
+        for size in spec.get("train_size", []):
+            if size > images:
+                raise ConfigError(
+                    f"config key studies.{study}.train_size: {size} training images asked for, but the data set "
+                    f"has {images}; use at most {images}"
+                )
 
 
 def lookup(config: dict, key: str):
