@@ -124,8 +124,8 @@ def test_own_data_module_loss_and_a_model_trained_elsewhere(tmp_path):
     # an edit to the network's file re-runs the jobs that build it (and what reads their files)
     (workdir / "models/mynet.py").write_text(MODULE + "\n# a comment: the file changed\n")
     jobs = planned()
-    builders = ["train", "random_plane", "run_measures", "import_external", "external_random_plane",
-                "external_run_measures"]
+    builders = ["train", "random_plane", "run_measures", "edge_of_stability", "import_external",
+                "external_random_plane", "external_run_measures"]
     assert set(builders) <= {rule for rule, _ in jobs}
     assert all(w.get("arch", "mine") == "mine" for _, w in jobs)  # no job of the built-in U-Net's run
     assert "prepare_dataset" not in {rule for rule, _ in jobs}
@@ -133,4 +133,5 @@ def test_own_data_module_loss_and_a_model_trained_elsewhere(tmp_path):
     assert {rule for rule, _ in jobs} - set(builders) <= {
         "all", "run_figures", "external_run_figures", "landscape_figure", "interpolation_figure", "explore_study",
         "training_figure", "training_table", "landscape_metrics", "metrics_figure", "findings", "generalisation",
-        "interpolate_seeds", "study_3d", "conditions_page", "findings_pages", "generalisation_page", "report_overview"}
+        "interpolate_seeds", "study_3d", "conditions_page", "findings_pages", "generalisation_page", "report_overview",
+        "directions_figure", "sharpness_figure", "parts_figure", "curves_figure", "learning_rate_figure"}
