@@ -35,7 +35,8 @@ TARGETS = [
     f"results/landscape/{RUN}/flatness.json",
 ]
 CLUSTER_RULES = {"train", "random_plane", "surface_chunk", "run_measures", "interpolate_seeds",
-                 "scale_invariance", "external_random_plane", "external_run_measures"}
+                 "connect_seeds", "edge_of_stability", "scale_invariance", "external_random_plane",
+                 "external_run_measures"}
 # What differs between the test cluster and a GPU cluster. The smoke config's device is cpu,
 # so its jobs ask for no GPU; the profile's GPU settings are checked in test_profile_*.
 TEST_OVERRIDES = [

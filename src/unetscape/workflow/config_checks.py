@@ -13,11 +13,15 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import ConfigError, all_runs, arch_spec, data_channels, study_runs
 from .strict_yaml import YamlError, load_yaml_file
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # Grid axes [min, max, num] around the trained weights (at coordinate 0).
 AXES = ("landscape.plane.x", "landscape.plane.y", "landscape.line.x", "landscape.direction_sets.x",
@@ -32,7 +36,7 @@ WORKFLOW_FIGURES = ("scale_invariance",)
 PCA_CHECKPOINTS = 3
 
 
-def _where(error: "jsonschema.ValidationError") -> str:
+def _where(error: jsonschema.ValidationError) -> str:
     path = ""
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
