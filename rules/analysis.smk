@@ -26,21 +26,21 @@ rule landscape_metrics:
             category="Tables",
             subcategory="{study}",
             caption="../report/landscape_table.rst",
-            labels={"study": "{study}", "table": "runs"},
+            labels={"study": "{study}", "table": "runs (CSV)"},
         ),
         conditions=report(
             "results/tables/conditions_{study}.csv",
             category="Tables",
             subcategory="{study}",
             caption="../report/conditions_table.rst",
-            labels={"study": "{study}", "table": "conditions"},
+            labels={"study": "{study}", "table": "conditions (CSV)"},
         ),
         directions=report(
             "results/tables/directions_{study}.csv",
             category="Tables",
             subcategory="{study}",
             caption="../report/directions_table.rst",
-            labels={"study": "{study}", "table": "direction and seed variance"},
+            labels={"study": "{study}", "table": "direction and seed variance (CSV)"},
         ),
     log:
         "results/logs/landscape_metrics/{study}.log",
@@ -66,20 +66,16 @@ rule findings:
             "results/tables/findings.csv",
             category="Findings",
             caption="../report/findings_table.rst",
-            labels={"table": "findings"},
+            labels={"table": "every comparison (CSV)"},
         ),
         claims=report(
             "results/tables/claims.csv",
             category="Findings",
             caption="../report/claims_table.rst",
-            labels={"table": "claims"},
+            labels={"table": "claims (CSV)"},
         ),
-        summary=report(
-            "results/report/findings.rst",
-            category="Findings",
-            caption="../report/findings_summary.rst",
-            labels={"table": "verdicts"},
-        ),
+        # the same verdicts as the pages "claims" and "every comparison" show, as text
+        summary="results/report/findings.rst",
     log:
         "results/logs/findings.log",
     localrule: True
@@ -101,14 +97,10 @@ rule generalisation:
             "results/tables/generalisation.csv",
             category="Generalisation",
             caption="../report/generalisation_table.rst",
-            labels={"table": "rank correlations"},
+            labels={"table": "rank correlations (CSV)"},
         ),
-        summary=report(
-            "results/report/generalisation.rst",
-            category="Generalisation",
-            caption="../report/generalisation_summary.rst",
-            labels={"table": "verdicts"},
-        ),
+        # the same sentences as the page "ranking (on the page)" shows, as text
+        summary="results/report/generalisation.rst",
         ranking=report(
             "results/figures/generalisation.png",
             category="Generalisation",

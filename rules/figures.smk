@@ -246,7 +246,9 @@ rule explore_run:
 
 
 # --- the report's pages of numbers (unetscape/plots/report_pages.py) ---------------------------
-# Tables as HTML pages open in the report's content frame (a CSV there is only a download).
+# Tables as HTML pages open in the report's content frame (a CSV there is only a download, so
+# each CSV stays as the download beside its page). The front page (report/workflow.rst) pastes
+# in the marked parts of the pages "what was run", "claims" and "ranking".
 
 
 rule report_overview:
@@ -255,8 +257,9 @@ rule report_overview:
         tables=get_training_tables,
         code=code("report_overview.py"),
     output:
-        report(
-            "results/report/overview.rst",
+        rst="results/report/overview.rst",
+        page=report(
+            "results/report/overview.html",
             category="Training",
             subcategory="all runs",
             caption="../report/run_overview.rst",
@@ -279,11 +282,12 @@ rule findings_pages:
         claims="results/tables/claims.csv",
         code=code("findings_pages.py"),
     output:
-        claims=report(
-            "results/report/claims.rst",
+        claims="results/report/claims.rst",
+        claims_page=report(
+            "results/report/claims.html",
             category="Findings",
             caption="../report/claims_summary.rst",
-            labels={"table": "claims (front page)"},
+            labels={"table": "claims (as on the front page)"},
         ),
         page=report(
             "results/report/findings.html",
@@ -303,14 +307,30 @@ rule findings_pages:
 rule conditions_page:
     input:
         table="results/tables/conditions_{study}.csv",
+        runs="results/tables/landscape_{study}.csv",
+        directions="results/tables/directions_{study}.csv",
         code=code("conditions_page.py"),
     output:
-        report(
+        conditions=report(
             "results/report/conditions_{study}.html",
             category="Tables",
             subcategory="{study}",
             caption="../report/conditions_page.rst",
-            labels={"study": "{study}", "table": "conditions (held-out Dice)"},
+            labels={"study": "{study}", "table": "conditions"},
+        ),
+        runs=report(
+            "results/report/runs_{study}.html",
+            category="Tables",
+            subcategory="{study}",
+            caption="../report/runs_page.rst",
+            labels={"study": "{study}", "table": "runs"},
+        ),
+        directions=report(
+            "results/report/directions_{study}.html",
+            category="Tables",
+            subcategory="{study}",
+            caption="../report/directions_page.rst",
+            labels={"study": "{study}", "table": "direction and seed variance"},
         ),
     log:
         "results/logs/conditions_page/{study}.log",

@@ -1,11 +1,15 @@
-"""Rule conditions_page: a study's conditions (held-out Dice, main measures, intervals) as a table on the page."""
+"""Rule conditions_page: a study's tables as pages: its conditions, its runs, and how much of each
+number made from random directions is the direction and how much the seed."""
 
-from unetscape.plots.report_pages import conditions_page
+from unetscape.plots.report_pages import conditions_page, directions_page, runs_page
 from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):
-    conditions_page(f"{smk.params.study['title']}: conditions", smk.input.table, smk.output[0], smk.params.level)
+    title = smk.params.study["title"]
+    conditions_page(f"{title}: conditions", smk.input.table, smk.output.conditions, smk.params.level)
+    runs_page(f"{title}: runs", smk.input.runs, smk.output.runs)
+    directions_page(f"{title}: direction and seed variance", smk.input.directions, smk.output.directions)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Rule findings_pages: the table of the claims for the front page, and every comparison on a page."""
+"""Rule findings_pages: the claims for the front page (and as a page), and every comparison on a page."""
 
 from unetscape.plots.report_pages import write_findings_pages
 from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):
-    write_findings_pages(smk.input.table, smk.input.claims, smk.output.claims, smk.output.page)
+    write_findings_pages(smk.input.table, smk.input.claims, smk.output.claims, smk.output.page,
+                         smk.output.claims_page)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Rule report_overview: what was run, for the report's front page."""
+"""Rule report_overview: what was run, for the report's front page (and as a page)."""
 
 from unetscape.plots.report_pages import write_overview
 from unetscape.workflow.rule_entry import run_rule
 
 
 def main(smk):
-    write_overview(smk.input.dataset, smk.params.settings, smk.input.tables, smk.output[0])
+    write_overview(smk.input.dataset, smk.params.settings, smk.input.tables, smk.output.rst, smk.output.page)
 
 
 if __name__ == "__main__":

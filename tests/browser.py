@@ -127,6 +127,21 @@ class Browser:
                 raise BrowserError(f"waited {timeout:g} s for: {expression}")
             time.sleep(interval)
 
+    def frame_evaluate(self, expression: str, index: int = 0):
+        """The value of a JavaScript expression in the page's `index`-th child frame (an iframe
+        the page shows, e.g. a data URL), evaluated in a world of its own beside the frame's
+        scripts; None when the page has no such frame."""
+        children = self.send("Page.getFrameTree")["frameTree"].get("childFrames", [])
+        if index >= len(children):
+            return None
+        context = self.send("Page.createIsolatedWorld", frameId=children[index]["frame"]["id"],
+                            worldName="check")["executionContextId"]
+        result = self.send("Runtime.evaluate", expression=expression, contextId=context, returnByValue=True,
+                           awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise BrowserError(f"{expression[:80]}...: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
     def screenshot(self) -> np.ndarray:
         data = self.send("Page.captureScreenshot", format="png")["data"]
         return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).astype(int)

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 from browser import Browser
-from test_report_pages import tables_of
+from report_check import check_report
+from test_report_pages import table_with, tables_of
 
 from unetscape.plots.surface_viewer import DATA_URL_LIMIT
 
@@ -39,15 +40,21 @@ def test_every_embedded_result_is_under_the_data_url_limit(smoke_report):
     assert not too_large, f"Chromium opens no data URL of {DATA_URL_LIMIT} characters or more: {too_large}"
 
 
-def test_findings_and_conditions_are_html_tables_in_the_report(smoke_report):
+def test_every_table_is_an_html_page_beside_its_csv(smoke_report):
     results = embedded_results(smoke_report)
     findings = results["results/report/findings.html"]
     assert findings["mime_type"] == "text/html"  # opens in the report's frame, not as a download
     tables = tables_of(decoded(findings))
     assert tables and all(len(table) >= 2 for table in tables)  # a header and at least one row each
     conditions = tables_of(decoded(results["results/report/conditions_seeds.html"]))
-    assert "held-out hard Dice" in conditions[0][0]
-    assert "results/tables/findings.csv" in results  # the CSV is still there to download
+    assert len(table_with(conditions, "held-out hard Dice")) >= 2
+    pages = {path for path, entry in results.items() if entry["mime_type"] == "text/html"}
+    for csv in [path for path in results if path.endswith(".csv")]:  # the CSVs are still there to download
+        name = csv.rsplit("/", 1)[1].removesuffix(".csv")
+        page = {"landscape": "runs"}.get(name.split("_")[0], name.split("_")[0]) + name[len(name.split("_")[0]):]
+        assert f"results/report/{page}.html" in pages, f"{csv} has no page"
+    # nothing of the report is a reStructuredText download: the front page's parts are pages
+    assert not [path for path in results if path.endswith(".rst")]
 
 
 def viridis_columns(pixels: np.ndarray, left: int) -> int:
@@ -113,3 +120,13 @@ def test_a_figure_taller_than_the_window_opens_at_its_top(browser, smoke_report)
     box = browser.wait_for("(() => { const i = document.querySelector('img[src^=\"data:image/png\"]');"
                            " return i && i.complete && i.naturalHeight > 0 && i.getBoundingClientRect().toJSON(); })()")
     assert box["height"] > 0 and box["top"] >= 0, box
+
+
+def test_the_browser_check_passes_on_the_smoke_report(smoke_report, capsys):
+    """tests/report_check.py as a reader (or CI) runs it: every result opened, every check met."""
+    checks = list(check_report(smoke_report))
+    failed = [c.line() for c in checks if not c.ok]
+    assert not failed, "\n".join(failed)
+    results = embedded_results(smoke_report)
+    assert len(checks) == 1 + len(results)  # the front page, then every result once
+    assert {c.name.rsplit(" / ", 1)[1] for c in checks[1:]} == set(results)

@@ -8,6 +8,7 @@ that only tells architectures apart shows as such.
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import numpy as np
@@ -18,19 +19,38 @@ from unetscape.training.outcome_words import no_finished_run
 
 from .no_data import say_why
 from .report_pages import TAU_WORDS, cell, display_columns, tau_column_names
-from .style import plt, save_figure
+from .style import REPORT_WIDTH, plt, save_figure
 
-MARKERS = {"sgd": "o", "sgd_momentum": "^"}
 MEANS = {"sharper": "larger = sharper minimum", "flatter": "larger = flatter minimum",
          "larger": "a size of the weights"}
+# The marker of each secondary rank correlation (the headline, the within-condition tau, is a
+# circle with its interval), so the caption can name them whatever order the table has.
+TAU_MARKERS = {"tau_pooled": "D", "Psi": "s"}
+OTHER_MARKERS = ["v", "P", "X"]
+# What tells a measure figure's runs apart, first that varies: colour, then marker.
+COLOUR_FACTORS = ("train_size", "arch", "noise")
+MARKER_FACTORS = ("lr", "optimizer", "batch_size")
+MARKS = ["o", "^", "s", "D", "v"]
 
 
-def measure_words(measure: str) -> str:
-    """A measure's axis label in words, e.g. 'largest Hessian eigenvalue (larger = sharper minimum)'."""
+def measure_words(measure: str, width: int | None = None) -> str:
+    """A measure's label in words, e.g. 'largest eigenvalue of the scale-normalised Hessian
+    (larger = sharper minimum)', wrapped to `width` characters if given; the config keys some
+    descriptions cite (", rho = flatness.average_rho") are left out of a label."""
     if measure not in MEASURES:
         return measure
     text, kind, _invariant = MEASURES[measure]
-    return f"{text} ({MEANS.get(kind, kind)})"
+    text = re.sub(r",? \w+ = [a-z_]+\.[a-z_.]+", "", text)
+    label = f"{text} ({MEANS.get(kind, kind)})"
+    return textwrap.fill(label, width) if width else label
+
+
+def _level(factor: str, value) -> str:
+    if isinstance(value, float) and np.isnan(value):
+        return f"{factor} as configured"
+    shown = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+    return {"train_size": f"{shown} training images", "lr": f"lr {shown}", "batch_size": f"batch {shown}",
+            "noise": f"noise {shown}"}.get(factor, shown)
 
 
 def tau_summary(row: pd.Series, table: pd.DataFrame) -> str:
@@ -41,51 +61,65 @@ def tau_summary(row: pd.Series, table: pd.DataFrame) -> str:
 
 def plot_measure(runs: pd.DataFrame, table: pd.DataFrame, measure: str, *out_paths) -> None:
     """One measure against held-out Dice and against the gap, every finished run a point,
-    coloured by architecture, shaped by optimiser, hollow when trained with input noise; each
-    panel's title gives the pooled and the within-condition tau."""
+    coloured by what the ranking compares runs within (the training-set size, else the
+    architecture), shaped by the other factor that varies (learning rate or optimiser), hollow
+    when trained with input noise; each panel's title gives every tau of the table."""
     finished = runs[runs["outcome"] == "finished"]
-    archs = sorted(finished["arch"].unique())
-    colours = dict(zip(archs, plt.cm.tab10.colors))
-    fig, axes = plt.subplots(1, len(TARGETS), figsize=(4.3 * len(TARGETS) + 1.8, 3.9), squeeze=False,
-                             layout="constrained")
+    varies = [f for f in COLOUR_FACTORS + MARKER_FACTORS if f in finished and finished[f].nunique(dropna=False) > 1]
+    colour_by = next((f for f in COLOUR_FACTORS if f in varies), "arch")
+    marker_by = next((f for f in MARKER_FACTORS if f in varies), "optimizer")
+    colour_levels = list(dict.fromkeys(finished[colour_by])) if colour_by in finished else []
+    marker_levels = list(dict.fromkeys(finished[marker_by])) if marker_by in finished else []
+    colours = dict(zip(map(str, colour_levels), plt.cm.tab10.colors))
+    marks = dict(zip(map(str, marker_levels), MARKS))
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(REPORT_WIDTH, 3.9), squeeze=False, layout="constrained")
     for ax, (target, label) in zip(axes[0], TARGETS.items()):
         if finished.empty:  # every run of every study failed: nothing to rank
             ax.set_title(label if len(label) < 40 else target, fontsize=9)
             say_why(ax, no_finished_run(runs["outcome"]), color="crimson")
             continue
         for _, run in finished.iterrows():
-            noisy = run["noise"] > 0
-            ax.plot(run[measure], run[target], MARKERS.get(run["optimizer"], "s"), color=colours[run["arch"]], ms=6,
-                    mfc="none" if noisy else colours[run["arch"]], alpha=0.85)
+            noisy = run.get("noise", 0) > 0
+            colour = colours[str(run[colour_by])]
+            ax.plot(run[measure], run[target], marks.get(str(run[marker_by]), "o"), color=colour, ms=6,
+                    mfc="none" if noisy else colour, alpha=0.85)
         row = table[(table["measure"] == measure) & (table["target"] == target)]
         if len(row):
             r = row.iloc[0]
-            ax.set_title(textwrap.fill(f"{tau_summary(r, table)}, n={int(r['n'])}", 50), fontsize=8)
-        ax.set_xlabel(textwrap.fill(measure_words(measure), 45), fontsize=8)
+            ax.set_title(textwrap.fill(f"{tau_summary(r, table)}, n={int(r['n'])}", 48), fontsize=8)
+        ax.set_xlabel(measure_words(measure, 45), fontsize=8)
         ax.set_ylabel(textwrap.fill(label, 30), fontsize=8)
-        ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[a], label=a) for a in archs]
-    handles += [plt.Line2D([], [], marker=m, ls="", color="grey", label=o) for o, m in MARKERS.items()]
-    handles.append(plt.Line2D([], [], marker="o", ls="", color="grey", mfc="none", label="trained with input noise"))
+        ax.tick_params(labelsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[str(v)], label=_level(colour_by, v))
+               for v in colour_levels]
+    handles += [plt.Line2D([], [], marker=marks[str(v)], ls="", color="grey", label=_level(marker_by, v))
+                for v in marker_levels]
+    if "noise" in finished and (finished["noise"] > 0).any():
+        handles.append(plt.Line2D([], [], marker="o", ls="", color="grey", mfc="none", label="trained with input noise"))
     if not finished.empty:
-        fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=7)
-    fig.suptitle(f"{measure}: finished runs, coloured by architecture", fontsize=10)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False,
+                   fontsize=8)
+    fig.suptitle(f"{measure}: every finished run", fontsize=10)
     save_figure(fig, *out_paths)
 
 
 def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95, outcomes=None) -> None:
-    """Each tau of every measure with held-out Dice and with the gap: the first (the
-    within-condition tau) with its bootstrap interval (bars), the others as markers; ranked as
-    the table ranks them. The legend is below the panels. A target with no tau at all says why:
+    """Each tau of every measure with held-out Dice and with the gap: the headline (the
+    within-condition tau) as a circle with its bootstrap interval, filled where the measure
+    predicts the target, the others as markers (`TAU_MARKERS`); ranked as the table ranks them,
+    the first at the top. The legend is below the panels. A target with no tau at all says why:
     `outcomes` (of every run) when no run finished."""
     heldout = table[table["target"] == "final_heldout_dice"].sort_values("rank", ascending=False)
     order = list(heldout["measure"])
     names = tau_column_names(table)
     shown = display_columns(table, names)
     headline, others = (shown[0], shown[1:]) if shown else (("tau", ["tau"]), [])
-    fig, axes = plt.subplots(1, len(TARGETS), figsize=(10.5, 0.3 * len(order) + 2.2), sharey=True,
+    labels = [measure_words(m, 34) for m in order]
+    lines = max([label.count("\n") + 1 for label in labels] + [1])
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(REPORT_WIDTH, 0.17 * lines * len(order) + 2.4), sharey=True,
                              squeeze=False, layout="constrained")
-    marks = ["D", "s", "v", "P"]
+    spare = iter(OTHER_MARKERS)
+    marks = {name: TAU_MARKERS.get(name) or next(spare, "o") for name, _ in others}
     for ax, (target, label) in zip(axes[0], TARGETS.items()):
         rows = table[table["target"] == target].set_index("measure").reindex(order)
         y = np.arange(len(order))
@@ -104,21 +138,22 @@ def plot_ranking(table: pd.DataFrame, *out_paths, level: float = 0.95, outcomes=
         significant = rows["verdict"].astype(str).str.startswith("predicts").to_numpy()
         words = TAU_WORDS.get(headline[0], headline[0])
         ax.errorbar(tau[significant], y[significant], xerr=err[:, significant], fmt="o", color="tab:blue", capsize=3,
-                    label=f"{words}: predicts it (Holm-adjusted p < alpha)")
+                    label=f"{words} with its interval: predicts it (Holm-adjusted p < alpha)")
         ax.errorbar(tau[~significant], y[~significant], xerr=err[:, ~significant], fmt="o", color="grey", capsize=3,
-                    mfc="none", label=f"{words}: does not predict it here")
-        for (name, sources), mark in zip(others, marks):
-            ax.plot(rows[sources[0]].to_numpy(float), y, mark, color="darkorange", ms=4,
+                    mfc="none", label=f"{words} with its interval: does not predict it here")
+        for name, sources in others:
+            ax.plot(rows[sources[0]].to_numpy(float), y, marks[name], color="darkorange", ms=4.5,
                     label=TAU_WORDS.get(name, name))
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlim(-1.05, 1.05)
-        ax.set_xlabel(textwrap.fill(f"Kendall tau with the {label}", 45), fontsize=8)
-        ax.set_yticks(y, [measure_words(m) for m in order], fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
-    handles, labels = next(((h, lab) for ax in axes[0] for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
+        ax.set_xticks([-1, -0.5, 0, 0.5, 1])
+        ax.set_xlabel(textwrap.fill(f"Kendall tau with the {label}", 34), fontsize=9)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    handles, legend = next(((h, lab) for ax in axes[0] for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=7)
+        fig.legend(handles, legend, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     n = int(heldout["n"].max()) if len(heldout) else 0
-    fig.suptitle(f"Which measures predict generalisation? {n} finished runs, {100 * level:g}% bootstrap intervals",
-                 fontsize=10)
+    fig.suptitle(f"Which measures predict generalisation? {n} finished runs, {100 * level:g}% bootstrap intervals;\n"
+                 f"ranked by the within-condition tau with held-out Dice, strongest at the top", fontsize=10)
     save_figure(fig, *out_paths)

@@ -188,10 +188,13 @@ def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: st
              for heading, row in rows for k in range(0, max(len(row), 1), MAX_COLUMNS)]
     n_cols = max(len(row) for _, row in lines)
     side = min(2.25, (MAX_WIDTH - 0.4) / n_cols)
-    fig = plt.figure(figsize=(side * n_cols + 0.4, (side + 0.75) * len(lines) + 1.3), layout="constrained")
-    parts = fig.subfigures(len(lines) + 1, 1, height_ratios=[side + 0.75] * len(lines) + [1.0])
+    # a figure taller than a window or two has its colour bars above its panels too
+    top = len(lines) > 3
+    heights = [0.9] * top + [side + 0.75] * len(lines) + [0.9]
+    fig = plt.figure(figsize=(side * n_cols + 0.4, sum(heights) + 0.6), layout="constrained")
+    parts = fig.subfigures(len(heights), 1, height_ratios=heights)
     artist = diff_artist = None
-    for part, (heading, row) in zip(parts, lines):
+    for part, (heading, row) in zip(parts[top:], lines):
         part.suptitle(heading, fontsize=9, fontweight="bold", x=0.01, ha="left")
         axes = part.subplots(1, n_cols, squeeze=False)[0]
         for c, ax in enumerate(axes):
@@ -222,26 +225,30 @@ def plot_panels(rows: list[tuple[str, list[tuple[str, dict | None]]]], title: st
             ax.tick_params(labelsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(4))
             ax.yaxis.set_major_locator(MaxNLocator(4))
-    bars = parts[-1].subplots(1, 2 if diff_artist is not None else 1, squeeze=False)[0]
-    if artist is not None:
-        bar = fig.colorbar(artist, cax=bars[0], orientation="horizontal")
-        names = sorted({loss_label(s.get("attrs", {})) for _, row in rows for _, s in row if s is not None})
-        bar.set_label(f"{' / '.join(names)} (one scale for every loss panel)", fontsize=8)
-        round_ticks(bar, lv[0], lv[-1])
-    else:
-        bars[0].remove()  # no scale of nothing
+    if artist is None:
         # not one panel drawn: say why over the whole figure too
         from unetscape.training.outcome_words import no_finished_run
 
         outcomes = [(s or {}).get("attrs", {}).get("outcome", "no surface") for _, row in rows for _, s in row]
         if "finished" not in outcomes:
             note = (note + "\n" if note else "") + no_finished_run(outcomes)
-    if diff_artist is not None:
-        bar = fig.colorbar(diff_artist, cax=bars[1], orientation="horizontal")
-        bar.set_label("difference of the loss at the same coordinates", fontsize=8)
-        round_ticks(bar, -span, span)
-    for bar_ax in bars:
-        bar_ax.set_box_aspect(0.06)
+    names = sorted({loss_label(s.get("attrs", {})) for _, row in rows for _, s in row if s is not None})
+    for part in [parts[0]] * top + [parts[-1]]:
+        bars = part.subplots(1, 2, squeeze=False)[0]
+        if artist is not None:
+            bar = fig.colorbar(artist, cax=bars[0], orientation="horizontal")
+            bar.set_label(f"{' / '.join(names)} (one scale for every loss panel)", fontsize=8)
+            round_ticks(bar, lv[0], lv[-1])
+        else:
+            bars[0].remove()  # no scale of nothing
+        if diff_artist is not None:
+            bar = fig.colorbar(diff_artist, cax=bars[1], orientation="horizontal")
+            bar.set_label("difference of the loss at the same coordinates", fontsize=8)
+            round_ticks(bar, -span, span)
+        else:
+            bars[1].remove()
+        for bar_ax in bars:
+            bar_ax.set_box_aspect(0.08)
     fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
     save_figure(fig, *out_paths)
 
@@ -328,35 +335,50 @@ def plot_run_figures(run: str, inputs, outputs, levels: int, log_scale: bool) ->
                     levels=levels)
 
 
-def _columns(runs: list[dict]) -> list[str]:
-    """Run fields other than the architecture that vary within a study (panel columns)."""
-    return [k for k in ("optimizer", "noise", "seed") if len({r[k] for r in runs}) > 1]
-
-
-def _column_label(run: dict, fields: list[str]) -> str:
-    names = {"optimizer": lambda r: r["optimizer"], "noise": lambda r: f"noise {r['noise']:g}",
-             "seed": lambda r: f"seed {r['seed']}"}
-    return ", ".join(names[f](run) for f in fields) or run["optimizer"]
-
-
 # The factor each of the poster's studies asks about: its levels go side by side in a row, the
 # runs that differ only in it. Any other study puts its seeds side by side if it has several.
-STUDY_QUESTION = {"seeds": "seed", "momentum": "optimizer", "noise": "noise", "skips": "skip"}
+STUDY_QUESTION = {"seeds": "seed", "momentum": "optimizer", "noise": "noise", "skips": "skip",
+                  "generalisation": "train_size"}
+FACTORS = ("seed", "optimizer", "noise", "skip", "train_size", "lr", "batch_size")
+
+
+def _varies(runs: list[dict], factor: str) -> bool:
+    return len({r.get(factor) for r in runs}) > 1
 
 
 def compared_factor(study: dict, runs: list[dict]) -> str:
     """The factor whose levels a study's landscape figure puts side by side."""
-    varying = [f for f in ("seed", "optimizer", "noise", "skip") if len({r[f] for r in runs}) > 1]
+    varying = [f for f in FACTORS if _varies(runs, f)]
     wanted = STUDY_QUESTION.get(study.get("study", ""))
     if wanted in varying:
         return wanted
     return varying[0] if varying else "seed"
 
 
+def _seeds_across(rows: list, runs_of_row: list[dict], factor: str) -> list:
+    """The same panels with the seeds side by side: a row per level of the compared factor (and
+    one for their difference) within each group of rows that differ only in their seed. Fewer,
+    wider rows when a study has more seeds than levels (momentum: 5 seeds, 2 optimisers)."""
+    groups: dict[str, list] = {}
+    for (heading, row), run in zip(rows, runs_of_row):
+        shared = heading.removesuffix(f", seed {run['seed']}").removesuffix(f"seed {run['seed']}").rstrip(", ")
+        groups.setdefault(shared, []).append((run["seed"], row))
+    out = []
+    for shared, members in groups.items():
+        prefix = f"{shared}: " if shared else ""
+        for j, (label, _) in enumerate(members[0][1]):
+            words = label.replace("\n", " ")
+            heading = prefix + (words if j < len(members[0][1]) - 1 or not words.startswith("difference")
+                                else words.replace("difference: ", "difference, "))
+            out.append((heading, [(f"seed {seed}", row[j][1]) for seed, row in members]))
+    return out
+
+
 def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str]:
     """(rows, factor): the study's runs grouped into rows of runs that differ only in the compared
     factor, each row headed by what its runs share; with two levels of a treatment (not two seeds), a
-    last panel shows their difference (second minus first)."""
+    last panel shows their difference (second minus first). When a study has more seeds than a
+    row has panels, the seeds go side by side instead (`_seeds_across`)."""
     from .style import arch_label
 
     from unetscape.models.spec import arch_factors
@@ -367,8 +389,8 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
         run["norm"], run["skip"] = factors["norm"], factors["skip"]
     factor = compared_factor(study, runs)
     # comparing skips, the rows are the normalisation; otherwise the architecture is shared by a row
-    shared = ["norm" if factor == "skip" else "arch"] + [f for f in ("optimizer", "noise", "seed") if f != factor]
-    shared = [f for f in shared if f in ("arch", "norm") or len({r[f] for r in runs}) > 1]
+    shared = ["norm" if factor == "skip" else "arch"] + [f for f in FACTORS[1:] + ("seed",) if f != factor]
+    shared = [f for f in dict.fromkeys(shared) if f in ("arch", "norm") or _varies(runs, f)]
     words = {
         "arch": lambda r: arch_label(r["arch"], archs[r["arch"]]),
         "norm": lambda r: {"batch": "U-Nets with batch norm", "none": "U-Nets without normalisation"}.get(
@@ -377,12 +399,17 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
         "noise": lambda r: f"noise {r['noise']:g}",
         "seed": lambda r: f"seed {r['seed']}",
         "skip": lambda r: f"skip {r['skip']}",
+        "lr": lambda r: "default lr" if r.get("lr") is None else f"lr {r['lr']:g}",
+        "train_size": lambda r: "all training images" if r.get("train_size") is None else f"{r['train_size']} images",
+        "batch_size": lambda r: "default batch" if r.get("batch_size") is None else f"batch {r['batch_size']}",
     }
     rows: dict[tuple, list] = {}
     headings: dict[tuple, str] = {}
+    first_run: dict[tuple, dict] = {}
     for run, surface in zip(runs, surfaces):
-        key = tuple(run[f] for f in shared)
+        key = tuple(run.get(f) for f in shared)
         headings[key] = ", ".join(words[f](run) for f in shared)
+        first_run.setdefault(key, run)
         rows.setdefault(key, []).append((words[factor](run), surface))
     out = []
     for key, row in rows.items():
@@ -392,20 +419,28 @@ def study_rows(study: dict, runs: list[dict], surfaces: list) -> tuple[list, str
             row = row + [(title, diff if diff is not None else
                           {"attrs": {"unavailable": "no difference: a surface is missing"}})]
         out.append((headings[key], row))
+    seeds = {r["seed"] for r in runs}
+    if factor != "seed" and "seed" in shared and out and len(seeds) > max(len(row) for _, row in out):
+        out = _seeds_across(out, [first_run[k] for k in rows], factor)
     return out, factor
 
 
 def plot_study_surfaces(study: dict, surface_paths: list, levels: int, *out_paths) -> None:
     """A row per group of runs that differ only in the factor the study asks about (seeds side by
     side for `seeds`, optimisers for `momentum`, noise levels for `noise`, skip variants for
-    `skips`); one shared colour scale, and the difference where two levels are compared."""
+    `skips`, training-set sizes for `generalisation`), or, with more seeds than that, a row per
+    level with the seeds side by side; one shared colour scale, and the difference where two
+    levels are compared."""
     from unetscape.training.tables import parse_run_id
 
     runs = [parse_run_id(r) for r in study["runs"]]
     rows, factor = study_rows(study, runs, [_read(p) for p in surface_paths])
-    names = {"seed": "seeds", "optimizer": "optimisers", "noise": "noise levels", "skip": "skip connections"}
-    plot_panels(rows, f"{study['title']}: Dice loss on random filter-normalised planes, {names[factor]} side by side",
-                *out_paths, levels=levels)
+    names = {"seed": "seeds", "optimizer": "optimisers", "noise": "noise levels", "skip": "skip connections",
+             "train_size": "training-set sizes", "lr": "learning rates", "batch_size": "batch sizes"}
+    across = rows and all(label.startswith("seed ") for label, _ in rows[0][1]) and factor != "seed"
+    side = f"seeds side by side, a row per {names[factor][:-1]}" if across else f"{names[factor]} side by side"
+    plot_panels(rows, f"{study['title']}: Dice loss on random filter-normalised planes,\n{side}", *out_paths,
+                levels=levels)
 
 
 def _curve_outcomes(attrs: dict) -> list[str]:
@@ -425,10 +460,10 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     from unetscape.training.tables import parse_run_id
 
     from .style import arch_label, seed_style
-    from .training import condition_colours, condition_label
+    from .training import condition_colours, condition_label, panel_title, varying_factors
 
     runs = [parse_run_id(r) for r in study["runs"]]
-    varying = [k for k in ("optimizer", "noise") if len({r[k] for r in runs}) > 1]
+    varying = varying_factors(runs)
     conditions = list(dict.fromkeys(condition_label(r, varying) for r in runs))
     colours = condition_colours(conditions)
     seeds = sorted({r["seed"] for r in runs})
@@ -436,13 +471,14 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
     blocks = [("initial (t = 0) to measured (t = 1) weights", [(r, p) for r, p in zip(runs, init_paths)])]
     if pair_paths:
         pairs = [(parse_run_id(label.split(" -> ")[0]), path) for label, path in zip(pair_labels, pair_paths)]
-        blocks.append(("final weights of one seed (t = 0) to the next seed's (t = 1)", pairs))
+        blocks.append(("final weights of one seed (t = 0) to the next seed's (t = 1);\nline style: the first seed",
+                       pairs))
     n_cols = min(len(archs), 3)
     rows_per_block = -(-len(archs) // n_cols)
     width = min(MAX_WIDTH, 3.5 * n_cols + 0.5)
     fig, axes = plt.subplots(rows_per_block * len(blocks), n_cols, figsize=(width, 2.9 * rows_per_block * len(blocks) + 1.2),
                              squeeze=False, layout="constrained")
-    missing = []
+    missing, faint = [], False
     for b, (what, entries) in enumerate(blocks):
         for k, arch in enumerate(archs):
             ax = axes[b * rows_per_block + k // n_cols][k % n_cols]
@@ -460,8 +496,9 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
                     continue
                 ax.plot(curve["t"], curve["train_loss"], color=colours[label], lw=1.3 if not note else 0.8,
                         alpha=1 if not note else 0.6, **seed_style(seeds.index(run["seed"])))
+                faint |= bool(note)
                 drawn += 1
-            ax.set_title(f"{arch_label(arch, study['archs'][arch])}\n{what}", fontsize=8)
+            ax.set_title(f"{panel_title(arch_label(arch, study['archs'][arch]), 40)}\n{what}", fontsize=8)
             if not drawn:
                 say_why(ax, f"no curve: none has a finite loss ({outcome_counts(outcomes)})", fontsize=8,
                         color="crimson")
@@ -477,9 +514,9 @@ def plot_study_interpolations(study: dict, init_paths: list, pair_labels: list, 
             axes[b * rows_per_block + k // n_cols][k % n_cols].axis("off")
     handles = [plt.Line2D([], [], color=colours[c], lw=2, label=c) for c in conditions]
     if len(seeds) > 1:
-        handles += [plt.Line2D([], [], color="grey", label=f"seed {s}" + (" (first of the pair)" if pair_paths else ""),
-                               **seed_style(i)) for i, s in enumerate(seeds)]
-    handles.append(plt.Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="run not finished (thin, faint)"))
+        handles += [plt.Line2D([], [], color="grey", label=f"seed {s}", **seed_style(i)) for i, s in enumerate(seeds)]
+    if faint:
+        handles.append(plt.Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="run not finished (thin, faint)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=8)
     title = f"{study['title']}: linear interpolations"
     if missing:

@@ -27,10 +27,23 @@ plt.rcParams.update(
 )
 
 
-# The report shows a figure about 850 px wide: grids of at most this many panels per line, and
-# figures at most about 11 inches wide, keep 8-point text at about 8 px there.
+# The report shows a figure at most about 900 to 1000 px wide (its frame beside the menu), so a
+# point of text is shown at (900 px / the figure's width in inches) / 72 px: 8-point text is about
+# 9 px in an 11-inch figure and 11 px in a 9-inch one. MAX_WIDTH caps the wide panel grids (at most
+# MAX_COLUMNS panels per line); REPORT_WIDTH the figures whose text must read at 11 px or more.
 MAX_COLUMNS = 5
 MAX_WIDTH = 11.0
+REPORT_WIDTH = 9.0
+REPORT_PIXELS = 900
+
+
+def shown_text_px(fontsize: float, width_inches: float, frame_px: float = REPORT_PIXELS) -> float:
+    """The height in CSS pixels of `fontsize`-point text of a figure `width_inches` wide, as the
+    report shows it: scaled to fit a `frame_px`-wide frame (never enlarged beyond its own size
+    at the saved 150 dpi)."""
+    dpi = plt.rcParams["savefig.dpi"]
+    scale = min(1.0, frame_px / (width_inches * dpi))
+    return fontsize / 72 * dpi * scale
 
 # Line styles and markers: seed k gets the k-th pair, so every seed of a figure has its own look
 # (four line styles alone made seed 0 and seed 4 alike).
