@@ -446,7 +446,7 @@ def get_training_tables(wildcards):
 
 
 def get_overview_settings(wildcards):
-    """What the report's front page says was run (unetscape/plots/report_pages.py)."""
+    """What the report's front page says was run (unetscape/plots/front_page.py, table_pages.py)."""
     archs = dict.fromkeys(
         a for spec in config["studies"].values() for a in spec["archs"]
     )

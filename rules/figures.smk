@@ -245,7 +245,7 @@ rule explore_run:
         "../scripts/explore_run.py"
 
 
-# --- the report's pages of numbers (unetscape/plots/report_pages.py) ---------------------------
+# --- the report's pages of numbers (unetscape/plots/table_pages.py, front_page.py) ---------
 # Tables as HTML pages open in the report's content frame (a CSV there is only a download, so
 # each CSV stays as the download beside its page). The front page (report/workflow.rst) pastes
 # in the marked parts of the pages "what was run", "claims" and "ranking".

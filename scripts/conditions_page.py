@@ -1,7 +1,7 @@
 """Rule conditions_page: a study's tables as pages: its conditions, its runs, and how much of each
 number made from random directions is the direction and how much the seed."""
 
-from unetscape.plots.report_pages import conditions_page, directions_page, runs_page
+from unetscape.plots.table_pages import conditions_page, directions_page, runs_page
 from unetscape.workflow.rule_entry import run_rule
 
 

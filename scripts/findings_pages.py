@@ -1,6 +1,6 @@
 """Rule findings_pages: the claims for the front page (and as a page), and every comparison on a page."""
 
-from unetscape.plots.report_pages import write_findings_pages
+from unetscape.plots.front_page import write_findings_pages
 from unetscape.workflow.rule_entry import run_rule
 
 

@@ -1,7 +1,7 @@
 """Rule generalisation_page: the measures ranked by how well they predict generalisation, on the page."""
 
 from unetscape.analysis.generalisation import MEASURES, TARGETS
-from unetscape.plots.report_pages import generalisation_page
+from unetscape.plots.table_pages import generalisation_page
 from unetscape.workflow.rule_entry import run_rule
 
 

@@ -1,6 +1,6 @@
 """Rule report_overview: what was run, for the report's front page (and as a page)."""
 
-from unetscape.plots.report_pages import write_overview
+from unetscape.plots.front_page import write_overview
 from unetscape.workflow.rule_entry import run_rule
 
 

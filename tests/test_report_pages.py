@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unetscape.plots import report_pages, surface_viewer
+from unetscape.plots import front_page, page_html, table_pages, surface_viewer
 
 REPORT = Path(__file__).resolve().parents[1] / "report"
 
@@ -81,7 +81,7 @@ def test_conditions_page_shows_every_measure_once_in_tables_that_fit(tmp_path):
     frame = conditions_frame()
     frame.to_csv(csv, index=False)
     out = tmp_path / "conditions.html"
-    report_pages.conditions_page("Seeds: conditions", csv, out, 0.95)
+    table_pages.conditions_page("Seeds: conditions", csv, out, 0.95)
     html = out.read_text()
     tables = tables_of(html)
     outcomes = tables[0]
@@ -96,8 +96,8 @@ def test_conditions_page_shows_every_measure_once_in_tables_that_fit(tmp_path):
     # every measure of the CSV is a column of exactly one table, each table a few columns wide
     headers = [h for t in tables[1:] for h in t[0][1:]]
     measures = [c.removesuffix("_mean") for c in frame.columns if c.endswith("_mean")]
-    assert sorted(headers) == sorted(report_pages.column_words(m) for m in measures)
-    assert all(len(t[0]) <= report_pages.MAX_COLUMNS + 1 for t in tables[1:])
+    assert sorted(headers) == sorted(page_html.column_words(m) for m in measures)
+    assert all(len(t[0]) <= page_html.MAX_COLUMNS + 1 for t in tables[1:])
     assert all(t[1][0] == "simple" and t[2][0] == "improved" for t in tables)  # every table names its rows
     assert "zz new measure" in headers  # a measure the page does not know keeps its name
     # the glossary names the measures it has a formula for
@@ -114,7 +114,7 @@ def test_runs_page_shows_every_column_with_its_standard_error(tmp_path):
         "empty": [np.nan] * 3,
     })
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    report_pages.runs_page("Seeds: runs", tmp_path / "runs.csv", tmp_path / "runs.html")
+    table_pages.runs_page("Seeds: runs", tmp_path / "runs.csv", tmp_path / "runs.html")
     tables = tables_of((tmp_path / "runs.html").read_text())
     assert all(t[0][:2] == ["run", "outcome"] for t in tables)
     assert [row[0] for row in tables[0][1:]] == ["simple, seed 0", "simple, seed 1", "improved, seed 0"]
@@ -131,20 +131,20 @@ def test_directions_page_has_a_table_per_measure(tmp_path):
              "sd_seed": 0.2, "direction_share": 0.8, "se_directions": 0.12, "se_over_sd_seed": 0.6,
              "criterion": "not met"} for m in ("roughness", "basins") for a in ("simple", "improved")]
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
-    report_pages.directions_page("d", tmp_path / "d.csv", tmp_path / "d.html")
+    table_pages.directions_page("d", tmp_path / "d.csv", tmp_path / "d.html")
     html = (tmp_path / "d.html").read_text()
     rough, basins = tables_of(html)
     assert [r[0] for r in rough[1:]] == [r[0] for r in basins[1:]] == ["simple", "improved"]
-    assert rough[0][1:] == [report_pages.DIRECTION_COLUMNS[c] for c in report_pages.DIRECTION_COLUMNS]
+    assert rough[0][1:] == [table_pages.DIRECTION_COLUMNS[c] for c in table_pages.DIRECTION_COLUMNS]
     assert rough[1][-1] == "not met"
     # a study without landscapes has an empty table: the page says so
     pd.DataFrame(columns=["arch", "metric"]).to_csv(tmp_path / "e.csv", index=False)
-    report_pages.directions_page("e", tmp_path / "e.csv", tmp_path / "e.html")
+    table_pages.directions_page("e", tmp_path / "e.csv", tmp_path / "e.html")
     assert "no landscapes" in (tmp_path / "e.html").read_text()
 
 
 def test_column_words():
-    words = report_pages.column_words
+    words = page_html.column_words
     assert words("final_heldout_dice") == "held-out hard Dice"
     assert words("sharpness_r0.5") == "largest rise within radius 0.5"
     assert words("basin_width_h0.05_mean") == "basin width (rise 0.05)"
@@ -179,12 +179,12 @@ def test_findings_page_is_a_table_per_part_with_every_cell_from_its_row(tmp_path
     csv = tmp_path / "findings.csv"
     findings_frame().to_csv(csv, index=False)
     out = tmp_path / "findings.html"
-    report_pages.findings_page(csv, out)
+    table_pages.findings_page(csv, out)
     html = out.read_text()
     smoother, convex, sharper = tables_of(html)
     assert len(smoother) == len(convex) == len(sharper) == 2  # header + the part's comparison
     header = smoother[0]
-    assert header == report_pages.FINDINGS_HEADERS
+    assert header == table_pages.FINDINGS_HEADERS
     assert smoother[1][header.index("effect [interval at the claim's level]")] == "-0.1[-0.15, -0.05]at 99%"
     assert convex[1][header.index("runs (a + b)")] == "6 + 61 left out (Lanczos)"
     # each row's cells are its own comparison's: its groups, stratum, means and the runs it needs
@@ -225,7 +225,7 @@ def claims_tables():
 
 def test_front_page_claims_table_has_a_row_per_part_and_stratum_then_the_claim_in_words():
     claims = claims_tables()
-    text = report_pages.claims_rst(claims)
+    text = front_page.claims_rst(claims)
     assert ":header-rows: 1" in text
     # batch norm: 3 parts x 2 optimisers; momentum, noise: one row per part (not tested), skips
     # 3: then a row per claim with its verdict in words; and a header row
@@ -263,8 +263,8 @@ def test_claims_html_rows_hold_their_own_comparison_only():
         comparison("batch norm", "convex", "inconclusive at this n", "inconclusive", 15, 15, n=7,
                    metric="relative_nonconvexity", p_holm=0.3),
     ])
-    html = report_pages.claims_html(claims)
-    (table,) = [t for t in tables_of(html) if t[0] == report_pages.CLAIMS_HEADERS]
+    html = front_page.claims_html(claims)
+    (table,) = [t for t in tables_of(html) if t[0] == front_page.CLAIMS_HEADERS]
     rows = [[c.replace("\u200b", "") for c in row] for row in table[1:]]
     # the part's cells span its comparisons: the second comparison's row starts at its effect
     assert rows[0][:2] == ["smoother", "part: partly supported"] and len(rows[1]) == 5
@@ -294,7 +294,7 @@ def test_front_page_plan_says_what_these_runs_decide_and_what_each_part_needs():
         {**comparison("noise", "rougher", "not tested", math.nan), "test": math.nan, "metric": "roughness",
          "n_a": math.nan, "n_b": math.nan, "note": "study 'noise' is not in the config"},
     ])
-    text = report_pages.claims_rst(claims)
+    text = front_page.claims_rst(claims)
     plan = text[text.index("**Plan.**"):]
     assert plan.startswith("**Plan.** With 3–5 runs per group these runs decide 1 of 4 parts: "
                            "Batch Norm: smoother (supported).")
@@ -332,7 +332,7 @@ def generalisation_table(can_rank=True, within_over_se=1.6, verdict="does not pr
 
 
 def test_generalisation_line_reads_the_runs_the_gap_and_the_verdicts_from_the_table():
-    text = report_pages.generalisation_line(generalisation_table())
+    text = table_pages.generalisation_line(generalisation_table())
     assert "the generalisation study (12 finished of 14 runs, compared within each training-set size)" in text
     assert "spans 0.0069 to 0.135 (standard deviation 0.0512)" in text and "0.0035 of a run's held-out loss" in text
     assert "14.6 times" in text and "so the study can rank measures" in text
@@ -341,9 +341,9 @@ def test_generalisation_line_reads_the_runs_the_gap_and_the_verdicts_from_the_ta
     top = text[text.index("strongest"):]
     assert top.index("roughness tau -0.9 (Holm p 0.07") < top.index("trace tau -0.45 (Holm p 0.14")
     assert "norm" not in top  # the three measures ranked first only
-    cannot = report_pages.generalisation_line(generalisation_table(can_rank=False))
+    cannot = table_pages.generalisation_line(generalisation_table(can_rank=False))
     assert "the study cannot rank measures" in cannot and "only 1.6" not in cannot
-    predicts = report_pages.generalisation_line(
+    predicts = table_pages.generalisation_line(
         generalisation_table(verdict="predicts it: sharper minima go with worse generalisation"))
     assert "1 measure(s) predict held-out Dice" in predicts
 
@@ -354,7 +354,7 @@ def test_generalisation_page_reads_every_tau_from_the_table_and_carries_the_fron
     measures = {m: (m, "sharper") for m in table["measure"]}
     out = tmp_path / "g.html"
     table.to_csv(tmp_path / "g.csv", index=False)
-    report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
+    table_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
     html = out.read_text()
     (rows_,) = tables_of(html)
     assert "within-condition tau" in rows_[0] and "pooled tau (mixes conditions)" in rows_[0]
@@ -362,13 +362,13 @@ def test_generalisation_page_reads_every_tau_from_the_table_and_carries_the_fron
     # one sentence per target, each on its own line
     first = re.search(r"<li.*?</li>", html).group(0)
     assert first.count("<br>") == 2 and "Held-out hard Dice: does not predict" in first and "Generalisation gap:" in first
-    front = report_pages.fragment_of(html)
-    assert front.startswith(f"<p>{escape(report_pages.generalisation_line(table))}</p>")
+    front = page_html.fragment_of(html)
+    assert front.startswith(f"<p>{escape(table_pages.generalisation_line(table))}</p>")
     assert "The measures this paragraph names" in front  # with a glossary of the measures it names
     assert "<code>roughness</code>" in front and "<code>norm</code>" not in front
     # a table without the granulated Psi shows the other taus only
     table.drop(columns="Psi").to_csv(tmp_path / "g.csv", index=False)
-    report_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
+    table_pages.generalisation_page(tmp_path / "g.csv", out, targets, measures)
     assert "granulated Psi" not in tables_of(out.read_text())[0][0]
 
 
@@ -385,20 +385,20 @@ def test_overview_counts_each_run_once_by_outcome_and_names_shared_studies():
             {"seeds": {"archs": ["simple"], "optimizers": ["sgd", "m"], "noise": [0], "seeds": [0, 1, 2]},
              "momentum": {"archs": ["simple"], "optimizers": ["sgd", "m"], "noise": [0], "seeds": [0, 1, 2]}},
             runs, {"epochs": 10, "batch_size": 4, "optimizers": {"sgd": {"lr": 0.01, "momentum": 0.0}}})
-    text = report_pages.overview_rst(*args)
+    text = front_page.overview_rst(*args)
     assert "900 training and 300 held-out images of 16 x 16 px" in text
     assert "depth 2, base width 8" in text and "improved_noskip (batch norm, no skips)" in text
     assert "3 trainings (the seeds and momentum studies are the same 3 runs" in text
     assert "seeds: 2 conditions x 3 seeds" in text and "first seed of each condition only" in text
     assert "2 finished, 1 unstable" in text
-    (table,) = tables_of(report_pages.overview_html(report_pages.overview_rows(*args)))
+    (table,) = tables_of(front_page.overview_html(front_page.overview_rows(*args)))
     assert [row[0] for row in table] == ["Data", "Model", "Training", "Runs", "Outcomes"]
 
 
 def test_fragment_markers_round_trip():
-    page = report_pages.html_page("t", "<p>before</p>" + report_pages.fragment("<p>this</p>") + "<p>after</p>")
-    assert report_pages.fragment_of(page) == "<p>this</p>"
-    assert report_pages.fragment_of("<p>no markers</p>") == ""
+    page = page_html.html_page("t", "<p>before</p>" + page_html.fragment("<p>this</p>") + "<p>after</p>")
+    assert page_html.fragment_of(page) == "<p>this</p>"
+    assert page_html.fragment_of("<p>no markers</p>") == ""
 
 
 # --- the front page and the captions as Snakemake renders them ---------------------------------
@@ -454,7 +454,7 @@ def test_shared_runs_are_named_in_the_captions_of_both_studies():
 
 
 def test_front_page_pastes_in_the_pages_fragments(tmp_path):
-    claims = report_pages.claims_html(claims_tables())
+    claims = front_page.claims_html(claims_tables())
     claims += "".join(f"<p>{'a sentence ' * 20}</p>" for _ in range(60))  # more than docutils takes on one line
     pages = {"overview.html": "<table class=\"overview\"><tr><th>Data</th><td>images</td></tr></table>",
              "claims.html": claims,
@@ -462,7 +462,7 @@ def test_front_page_pastes_in_the_pages_fragments(tmp_path):
     files = []
     for name, body in pages.items():
         path = tmp_path / name
-        path.write_text(report_pages.html_page(name, "<p>not on the front page</p>" + report_pages.fragment(body)))
+        path.write_text(page_html.html_page(name, "<p>not on the front page</p>" + page_html.fragment(body)))
         files.append(Result(path))
     body = render((REPORT / "workflow.rst").read_text(), files)  # docutils fails on any error, long lines too
     assert "not on the front page" not in body

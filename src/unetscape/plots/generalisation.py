@@ -1,7 +1,7 @@
 """Figures of the generalisation study: each measure against held-out numbers over the runs,
 and every measure ranked by how well it predicts held-out Dice.
 
-The rank correlations shown are the ones the table holds (`report_pages.tau_column_names`): the
+The rank correlations shown are the ones the table holds (`table_pages.tau_column_names`): the
 pooled tau, and the within-condition (granulated) tau where the table has it, so that a measure
 that only tells architectures apart shows as such.
 """
@@ -18,8 +18,9 @@ from unetscape.analysis.generalisation import MEASURES, TARGETS
 from unetscape.training.outcome_words import no_finished_run
 
 from .no_data import say_why
-from .report_pages import TAU_WORDS, cell, display_columns, tau_column_names
+from .page_html import cell, display_columns
 from .style import REPORT_WIDTH, plt, save_figure
+from .table_pages import TAU_WORDS, tau_column_names
 
 MEANS = {"sharper": "larger = sharper minimum", "flatter": "larger = flatter minimum",
          "larger": "a size of the weights"}
