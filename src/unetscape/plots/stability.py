@@ -164,6 +164,6 @@ def plot_learning_rate_sweep(title: str, runs_csv, *out_paths, poster_lr: float 
     bottom_handles, bottom_names = axes[1, 0].get_legend_handles_labels()
     fig.legend(top_handles + bottom_handles, top_names + bottom_names, loc="lower center", ncol=3, fontsize=7,
                frameon=False, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"{title}: where training becomes unstable", fontsize=10)
+    fig.suptitle(f"{title}: failed runs and sharpness against the learning rate", fontsize=10)
     fig.tight_layout()
     save_figure(fig, *out_paths)
