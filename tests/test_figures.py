@@ -335,3 +335,32 @@ def test_scale_invariance_rows_are_headed_by_what_their_curves_should_do(drawn, 
     assert abs(left.width - right.width) < 0.05
     assert_no_overlap(fig)
     assert smallest_text_px(fig) >= 10
+
+
+def test_curves_legend_sits_below_each_panel_with_both_barriers(tmp_path, monkeypatch):
+    """The paths fill a panel from 0 to 1, so a legend inside it would hide them: each panel's
+    legend goes under its axes, one entry per pair of seeds with the line's and the curve's barrier."""
+    import h5py
+    from unetscape.plots import curves
+
+    t = np.linspace(0, 1, 11)
+    pairs = []
+    for k in range(2):
+        path = tmp_path / f"curve{k}.h5"
+        with h5py.File(path, "w") as f:
+            f["t"] = t
+            f["train_loss"] = 0.1 + 0.01 * k * np.sin(np.pi * t)
+            f["line_train_loss"] = 0.1 + (0.5 + k) * np.sin(np.pi * t)
+            f.attrs["barrier_line"] = 0.5 + k
+            f.attrs["barrier_curve"] = 0.01 * k
+        pairs.append((f"simple/sgd/noise0/seed{k}", f"simple/sgd/noise0/seed{k + 1}", str(path)))
+    figures = []
+    monkeypatch.setattr(curves, "save_figure", lambda fig, *paths: figures.append(fig))
+    curves.plot_curves("study", pairs, str(tmp_path / "out.png"))
+    (ax,) = [a for a in figures[0].axes if a.get_visible() and a.axison]
+    legend = ax.get_legend()
+    names = [text.get_text() for text in legend.get_texts()]
+    assert names == ["seeds 0-1: line 0.500, curve 0.000", "seeds 1-2: line 1.500, curve 0.010"]
+    figures[0].canvas.draw()
+    renderer = figures[0].canvas.get_renderer()
+    assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0  # under the axes

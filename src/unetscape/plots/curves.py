@@ -39,7 +39,8 @@ def plot_curves(title: str, pairs: Sequence[Sequence[str]], *out_paths) -> None:
         return
     n_cols = min(len(conditions), MAX_COLUMNS - 1, 4)
     n_rows = math.ceil(len(conditions) / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(min(MAX_WIDTH, 3.0 * n_cols + 0.6), 2.9 * n_rows + 0.7),
+    # each panel's legend goes under it (the paths fill the panel: a legend inside hides them)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(min(MAX_WIDTH, 3.0 * n_cols + 0.6), 3.9 * n_rows + 0.7),
                              squeeze=False, sharey=True)
     for ax in axes.flat[len(conditions):]:
         ax.axis("off")
@@ -51,10 +52,10 @@ def plot_curves(title: str, pairs: Sequence[Sequence[str]], *out_paths) -> None:
             if not np.isfinite(data["curve"]).any():
                 continue
             colour = colours[k % len(colours)]
-            ax.plot(data["t"], data["line"], "--", color=colour, lw=1.0,
-                    label=f"{seeds}: line {data['attrs'].get('barrier_line', math.nan):.3f}")
+            ax.plot(data["t"], data["line"], "--", color=colour, lw=1.0)
             ax.plot(data["t"], data["curve"], "-", color=colour, lw=1.6,
-                    label=f"{seeds}: curve {data['attrs'].get('barrier_curve', math.nan):.3f}")
+                    label=f"{seeds}: line {data['attrs'].get('barrier_line', math.nan):.3f}, "
+                          f"curve {data['attrs'].get('barrier_curve', math.nan):.3f}")
             drawn = True
         if not drawn:
             why = found[0][1]["attrs"].get("unavailable", "no finite loss on any path")
@@ -62,7 +63,8 @@ def plot_curves(title: str, pairs: Sequence[Sequence[str]], *out_paths) -> None:
             continue
         ax.set_xlabel("t (0: seed a, 1: seed b)", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, frameon=False, title="barrier", title_fontsize=6)
+        ax.legend(fontsize=7, frameon=False, title="barrier", title_fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), handlelength=1.6)
     for row in axes:
         row[0].set_ylabel("Dice loss", fontsize=8)
     fig.suptitle(f"{title}: loss along the straight line (dashed) and the trained Bezier curve (solid) between "
