@@ -155,13 +155,12 @@ DEFAULT_CLAIMS = {
         "stability": {"measure": "probe_largest_rise", "direction": "different"},
     },
 }
-# Smallest effects of interest, +-delta, in each measure's own units: about a quarter of the
-# values the default configuration gives (roughness about 4, relative lambda_max 1-8, relative
-# trace 3-18), the rises as fractions of the initial loss, the edge-of-stability ratios against
-# their edge at 1, and a quarter of the runs for the share that failed.
-# Half the pooled standard deviation between seeds of each measure in the default run's seeds
-# study, rounded: a difference of half of what changing the seed does by itself (the config's
-# `metrics.equivalence` says the same; docs/measures-and-statistics.md how they were measured).
+# Smallest effects of interest, +-delta, in each measure's own units (rises as fractions of the
+# initial loss, edge-of-stability ratios against their edge at 1): half the pooled standard
+# deviation between seeds of each measure in the default run's seeds study, rounded, i.e. half of
+# what changing the seed does by itself; for the share of failed runs, a quarter of the runs (the
+# config's `metrics.equivalence` says the same; docs/measures-and-statistics.md how they were
+# measured).
 DEFAULT_MARGINS = {
     "roughness": 0.2,
     "roughness_first": 0.4,

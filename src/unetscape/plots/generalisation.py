@@ -19,6 +19,7 @@ from unetscape.training.outcome_words import no_finished_run
 
 from .no_data import say_why
 from .page_html import cell, display_columns
+from .page_sections import factor_words
 from .style import REPORT_WIDTH, plt, save_figure
 from .table_pages import TAU_WORDS, tau_column_names
 
@@ -44,14 +45,6 @@ def measure_words(measure: str, width: int | None = None) -> str:
     text = re.sub(r",? \w+ = [a-z_]+\.[a-z_.]+", "", text)
     label = f"{text} ({MEANS.get(kind, kind)})"
     return textwrap.fill(label, width) if width else label
-
-
-def _level(factor: str, value) -> str:
-    if isinstance(value, float) and np.isnan(value):
-        return f"{factor} as configured"
-    shown = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-    return {"train_size": f"{shown} training images", "lr": f"lr {shown}", "batch_size": f"batch {shown}",
-            "noise": f"noise {shown}"}.get(factor, shown)
 
 
 def tau_summary(row: pd.Series, table: pd.DataFrame) -> str:
@@ -91,9 +84,9 @@ def plot_measure(runs: pd.DataFrame, table: pd.DataFrame, measure: str, *out_pat
         ax.set_xlabel(measure_words(measure, 45), fontsize=8)
         ax.set_ylabel(textwrap.fill(label, 30), fontsize=8)
         ax.tick_params(labelsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[str(v)], label=_level(colour_by, v))
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[str(v)], label=factor_words(colour_by, v))
                for v in colour_levels]
-    handles += [plt.Line2D([], [], marker=marks[str(v)], ls="", color="grey", label=_level(marker_by, v))
+    handles += [plt.Line2D([], [], marker=marks[str(v)], ls="", color="grey", label=factor_words(marker_by, v))
                 for v in marker_levels]
     if "noise" in finished and (finished["noise"] > 0).any():
         handles.append(plt.Line2D([], [], marker="o", ls="", color="grey", mfc="none", label="trained with input noise"))

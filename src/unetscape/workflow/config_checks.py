@@ -126,7 +126,7 @@ def check_config(config: dict) -> None:
 
 
 def check_training_subsets(config: dict, images: int) -> None:
-    """A study's training subsets must be smaller than the data set's training part."""
+    """A study's training subsets may hold at most the data set's training images."""
     for study, spec in config["studies"].items():
         for size in spec.get("train_size", []):
             if size > images:
